@@ -1,0 +1,85 @@
+"""Shared fixtures. The suite needs real PostgreSQL and Redis; it says so if they are down."""
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+START_HINTS = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" '
+    "--appendonly no",
+}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1",
+                                       parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    missing = []
+    db_url = os.environ["DATABASE_URL"]
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") and not _reachable(
+        db_url, 5432
+    ):
+        missing.append(("PostgreSQL", db_url))
+    if not _reachable(os.environ["REDIS_URL"], 6379):
+        missing.append(("Redis", os.environ["REDIS_URL"]))
+    if missing:
+        lines = [f"{name} is not reachable at {url}. Start it with:\n    {START_HINTS[name]}\n"
+                 "or point the tests elsewhere with DATABASE_URL / REDIS_URL."
+                 for name, url in missing]
+        pytest.exit("\n".join(lines), returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def deployment(db):
+    from apps.core.models import Deployment
+
+    return Deployment.objects.create(slug="acme", name="Acme Offices", timezone="Europe/Madrid")
+
+
+@pytest.fixture
+def other_deployment(db):
+    from apps.core.models import Deployment
+
+    return Deployment.objects.create(slug="globex", name="Globex", timezone="UTC")
+
+
+@pytest.fixture
+def make_device(db):
+    """Create a device (with its datasource and site) in a deployment."""
+    from apps.core.models import Datasource, Device, Site
+
+    def make(deployment, external_id="meter-1", **extra):
+        datasource, _ = Datasource.objects.get_or_create(
+            deployment=deployment, key="gateway", defaults={"name": "Gateway"}
+        )
+        site, _ = Site.objects.get_or_create(
+            deployment=deployment, external_id="hq", defaults={"name": "Headquarters"}
+        )
+        defaults = {"local_id": external_id[:25], "name": external_id, "commodity": "energy",
+                    "unit": "kWh", "site": site}
+        defaults.update(extra)
+        return Device.objects.create(
+            deployment=deployment, datasource=datasource, external_id=external_id, **defaults
+        )
+
+    return make
