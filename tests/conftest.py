@@ -1,5 +1,6 @@
 """Shared fixtures. The suite needs real PostgreSQL and Redis; it says so if they are down."""
 
+import importlib
 import os
 import socket
 from urllib.parse import urlparse
@@ -42,10 +43,34 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _parameter_catalogue(request):
+    """Transactional tests end with a flush that also wipes what data migrations seeded;
+    put the parameter catalogue back for whichever database test comes next."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None and not {"db", "transactional_db"} & set(request.fixturenames):
+        return
+    request.getfixturevalue("_django_db_helper")
+    from apps.core.models import Parameter
+
+    if not Parameter.objects.exists():
+        catalogue = importlib.import_module("apps.core.migrations.0003_parameter_catalogue")
+        Parameter.objects.bulk_create(Parameter(**row) for row in catalogue.rows())
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
+    """Forget cached tokens, budgets and locks between tests.
+
+    Only this suite's keys: flushing the whole Redis database would also empty the broker.
+    """
+    from django.conf import settings
     from django.core.cache import cache
 
-    cache.clear()
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
     yield
 
 

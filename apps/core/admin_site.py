@@ -1,7 +1,56 @@
+import datetime as dt
+
 from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+
+def duration_text(value: dt.timedelta | None) -> str:
+    """A duration as ops read it: "0.4 s", "12 s", "3 min 05 s", "2 h 14 min", "3 d 4 h"."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
 
 
 class HubAdminSite(admin.AdminSite):
     site_header = "Energy hub — operations"
     site_title = "Energy hub"
     index_title = "Operations"
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
+        """The index opens with the overview: figures, delivery backlog, runs, daily flow."""
+        context = {}
+        if request.user.has_module_perms("core"):
+            context = self._overview_context()
+        return super().index(request, extra_context={**context, **(extra_context or {})})
+
+    @staticmethod
+    def _overview_context() -> dict:
+        from apps.core import selectors
+
+        per_day = selectors.readings_per_day(days=30)
+        runs = selectors.runs_latest(limit=10)
+        return {
+            "overview": True,
+            "counts": selectors.overview_counts(),
+            "backlog": [
+                (row, duration_text(row.oldest_due_age)) for row in selectors.link_backlog()
+            ],
+            "latest_runs": [(run, duration_text(run.duration)) for run in runs],
+            "chart_days": [
+                {"day": d.day.isoformat(), "accepted": d.accepted, "quarantined": d.quarantined}
+                for d in per_day
+            ],
+            "chart_total_accepted": sum(d.accepted for d in per_day),
+            "chart_total_quarantined": sum(d.quarantined for d in per_day),
+        }

@@ -1,12 +1,22 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
+from apps.core.schedules import Schedule
+
 
 class CoreConfig(AppConfig):
     default = True
     name = "apps.core"
     label = "core"
     verbose_name = "Hub core"
+    schedules = (
+        Schedule(
+            name="core: expire consents",
+            task="core.consents_expire",
+            every_seconds=900,
+            description="Marks datasources whose consent passed its expiry as expired.",
+        ),
+    )
 
 
 class HubAdminConfig(admin_apps.AdminConfig):

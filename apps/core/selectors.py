@@ -1,9 +1,24 @@
 """Reads: health probes, overview figures."""
 
+import datetime as dt
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, models
+from django.db.models import Count, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from apps.core.models import (
+    DailyIngestStat,
+    DeliveryLink,
+    Deployment,
+    Device,
+    OutboundBatch,
+    Quarantine,
+    Reading,
+    Run,
+    Site,
+)
 from config.celery import app as celery_app
 
 
@@ -31,3 +46,171 @@ def broker_check(timeout: float = 2.0) -> Check:
     except Exception as exc:  # kombu raises many kinds; all mean "not ready"
         return Check(False, f"{type(exc).__name__}: {exc}".strip()[:300])
     return Check(True, str(transport))
+
+
+# --- Overview figures (the admin index) ----------------------------------------------------
+# None of these reads the readings table: its size comes from PostgreSQL's statistics and
+# its daily flow from DailyIngestStat, so the overview costs the same at a hundred million
+# rows as at a hundred.
+
+
+@dataclass(frozen=True, slots=True)
+class OverviewCounts:
+    deployments: int
+    sites: int
+    devices: int
+    readings: int
+    readings_estimated: bool
+    open_quarantine: int
+    failed_runs_24h: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBacklog:
+    link_id: int
+    platform: str
+    name: str
+    deployment: str
+    state: str
+    state_label: str
+    broken_reason: str
+    cursor: int
+    pending: int
+    retry: int
+    dead: int
+    # How long the longest-waiting due batch has been due; None when nothing is due.
+    oldest_due_age: dt.timedelta | None
+    last_success_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    day: dt.date
+    accepted: int
+    quarantined: int
+
+
+def table_rows_estimate(*, model: type[models.Model]) -> int | None:
+    """PostgreSQL's own idea of a table's row count, read from its statistics in O(1).
+
+    None on other databases. `reltuples` is -1 until the first VACUUM/ANALYZE
+    (PostgreSQL 14+) and lags between them; `n_live_tup` follows every commit but is empty
+    on a replica, so the larger of the two is the better guess.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.reltuples, s.n_live_tup FROM pg_class c "
+            "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+            "WHERE c.oid = to_regclass(%s)",
+            [model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    reltuples, live = row
+    return max(int(reltuples), int(live or 0), 0)
+
+
+def overview_counts(*, now: dt.datetime | None = None) -> OverviewCounts:
+    now = now or timezone.now()
+    estimate = table_rows_estimate(model=Reading)
+    return OverviewCounts(
+        deployments=Deployment.objects.count(),
+        sites=Site.objects.count(),
+        devices=Device.objects.count(),
+        readings=Reading.objects.count() if estimate is None else estimate,
+        readings_estimated=estimate is not None,
+        open_quarantine=Quarantine.objects.filter(status=Quarantine.Status.OPEN).count(),
+        failed_runs_24h=Run.objects.filter(
+            status=Run.Status.FAILED, started_at__gte=now - dt.timedelta(hours=24)
+        ).count(),
+    )
+
+
+def _batches_of_link(*states: str) -> QuerySet[OutboundBatch]:
+    return OutboundBatch.objects.filter(link=OuterRef("pk"), state__in=states).order_by()
+
+
+def _batch_count(state: str) -> Coalesce:
+    # One index-only count per state on batch_link_state_idx: sent batches pile up for
+    # ever, so joining every batch of every link and grouping would grow with history.
+    counted = _batches_of_link(state).values("link").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(counted, output_field=models.BigIntegerField()), 0)
+
+
+def links_with_backlog(
+    queryset: QuerySet[DeliveryLink] | None = None, *, now: dt.datetime | None = None
+) -> QuerySet[DeliveryLink]:
+    """Links annotated with `pending`, `retry`, `dead` batch counts and `oldest_due_at`."""
+    now = now or timezone.now()
+    queryset = DeliveryLink.objects.all() if queryset is None else queryset
+    oldest_due = (
+        _batches_of_link(
+            OutboundBatch.State.PENDING, OutboundBatch.State.SENDING, OutboundBatch.State.RETRY
+        )
+        .filter(next_attempt_at__lte=now)
+        .values("link")
+        .annotate(first=Min("next_attempt_at"))
+        .values("first")
+    )
+    return queryset.annotate(
+        pending=_batch_count(OutboundBatch.State.PENDING),
+        retry=_batch_count(OutboundBatch.State.RETRY),
+        dead=_batch_count(OutboundBatch.State.DEAD),
+        oldest_due_at=Subquery(oldest_due, output_field=models.DateTimeField()),
+    )
+
+
+def link_backlog(*, now: dt.datetime | None = None) -> list[LinkBacklog]:
+    """Every delivery link with what it still has to send, worst first."""
+    now = now or timezone.now()
+    links = links_with_backlog(now=now).select_related("deployment")
+    rows = [
+        LinkBacklog(
+            link_id=link.pk,
+            platform=link.platform,
+            name=link.name,
+            deployment=link.deployment.name,
+            state=link.state,
+            state_label=link.get_state_display(),
+            broken_reason=link.broken_reason,
+            cursor=link.cursor,
+            pending=link.pending,
+            retry=link.retry,
+            dead=link.dead,
+            oldest_due_age=now - link.oldest_due_at if link.oldest_due_at else None,
+            last_success_at=link.last_success_at,
+        )
+        for link in links
+    ]
+    severity = {DeliveryLink.State.BROKEN: 0, DeliveryLink.State.PAUSED: 1}
+    rows.sort(key=lambda r: (severity.get(r.state, 2), -r.dead, -(r.pending + r.retry)))
+    return rows
+
+
+def readings_per_day(*, days: int = 30, today: dt.date | None = None) -> list[DayCount]:
+    """Readings accepted and quarantined per UTC day, oldest first, days without any kept."""
+    today = today or timezone.now().date()
+    first = today - dt.timedelta(days=days - 1)
+    totals = {
+        row["day"]: row
+        for row in DailyIngestStat.objects.filter(day__gte=first, day__lte=today)
+        .values("day")
+        .annotate(accepted=Sum("accepted"), quarantined=Sum("quarantined"))
+        .order_by()
+    }
+    result = []
+    for offset in range(days):
+        day = first + dt.timedelta(days=offset)
+        row = totals.get(day, {})
+        result.append(
+            DayCount(day=day, accepted=row.get("accepted") or 0,
+                     quarantined=row.get("quarantined") or 0)
+        )
+    return result
+
+
+def runs_latest(*, limit: int = 10) -> list[Run]:
+    return list(Run.objects.select_related("deployment").order_by("-started_at")[:limit])

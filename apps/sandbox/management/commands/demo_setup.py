@@ -1,0 +1,76 @@
+"""Load the demo: an admin login, a demo deployment with sites and meters, a few days of
+readings, and the periodic tasks. Safe to run again."""
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from apps.core.models import Datasource, Deployment, Device, Site
+from apps.core.schedules import schedules_setup
+from apps.sandbox.tasks import demo_meters_ingest
+
+DEMO_USER, DEMO_PASSWORD = "admin", "admin"
+
+SITES = [
+    ("hq-madrid", "Headquarters Madrid", "Calle de Alcalá 45", "Madrid", "28014", "ES",
+     40.4189, -3.6967, "Europe/Madrid"),
+    ("warehouse-valencia", "Warehouse Valencia", "Avinguda del Port 120", "Valencia", "46023",
+     "ES", 39.4598, -0.3416, "Europe/Madrid"),
+]
+DEVICES = [
+    ("MAD-MAIN-01", "Main incomer", "hq-madrid", "Off-site Electricity"),
+    ("MAD-HVAC-02", "HVAC plant", "hq-madrid", "Off-site Electricity"),
+    ("MAD-PV-03", "Rooftop PV", "hq-madrid", "On-site Renewable Electricity"),
+    ("VLC-MAIN-01", "Main incomer", "warehouse-valencia", "Off-site Electricity"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo data (DEBUG only): login admin/admin, a deployment, meters."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--days", type=int, default=7, help="Days of history to load.")
+
+    def handle(self, *args, days: int, **options):
+        if not settings.DEBUG:
+            raise CommandError("demo_setup creates a known admin password: DEBUG must be on")
+        user_model = get_user_model()
+        user, _ = user_model.objects.get_or_create(
+            username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+
+        deployment, _ = Deployment.objects.get_or_create(
+            slug="demo-acme", defaults={"name": "Acme Retail (demo)", "timezone": "Europe/Madrid"}
+        )
+        datasource, _ = Datasource.objects.get_or_create(
+            deployment=deployment, key="acme-gateway",
+            defaults={"name": "Acme metering gateway", "kind": Datasource.Kind.PARTNER,
+                      "timezone": "Europe/Madrid"},
+        )
+        sites = {}
+        for ext, name, street, city, postal, country, lat, lon, tz in SITES:
+            sites[ext], _ = Site.objects.get_or_create(
+                deployment=deployment, external_id=ext,
+                defaults={"name": name, "street": street, "city": city, "postal_code": postal,
+                          "country": country, "latitude": lat, "longitude": lon,
+                          "timezone": tz},
+            )
+        for ext, name, site, subtype in DEVICES:
+            Device.objects.get_or_create(
+                deployment=deployment, external_id=ext,
+                defaults={"datasource": datasource, "site": sites[site], "local_id": ext,
+                          "name": name, "commodity": "energy", "subtype": subtype,
+                          "unit": "kWh"},
+            )
+        self.stdout.write(f"Loading {days} days of readings for {len(DEVICES)} meters…")
+        now = timezone.now()
+        counts = demo_meters_ingest(deployment=deployment, start=now - dt.timedelta(days=days))
+        self.stdout.write(f"  {counts}")
+        report = schedules_setup()
+        self.stdout.write(f"Schedules: {len(report.created)} created, {len(report.kept)} kept")
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))

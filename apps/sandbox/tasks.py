@@ -1,0 +1,55 @@
+"""The demo's data feed: a periodic task fans out one ingest per demo deployment."""
+
+import datetime as dt
+
+from celery import shared_task
+from django.utils import timezone
+
+from apps.core.locks import AlreadyRunning, single_flight
+from apps.core.models import Deployment, Device, Run
+from apps.core.services import readings_ingest, run_logged
+from apps.sandbox.meters import QUARTER, meter_readings, quarter_floor
+
+DEMO_PREFIX = "demo"
+
+
+@shared_task(name="sandbox.demo_meters_tick")
+def demo_meters_tick() -> int:
+    ids = list(Deployment.objects.filter(slug__startswith=DEMO_PREFIX, is_active=True)
+               .values_list("pk", flat=True))
+    for deployment_id in ids:
+        demo_meters_read.delay(deployment_id)
+    return len(ids)
+
+
+@shared_task(name="sandbox.demo_meters_read")
+def demo_meters_read(deployment_id: int) -> dict:
+    """Ingest the last hour of simulated readings (earlier quarters come back unchanged)."""
+    deployment = Deployment.objects.get(pk=deployment_id)
+    try:
+        with single_flight(f"demo-meters:{deployment_id}", ttl=300):
+            return demo_meters_ingest(deployment=deployment,
+                                      start=timezone.now() - dt.timedelta(hours=1))
+    except AlreadyRunning:
+        return {"skipped": "already running"}
+
+
+def demo_meters_ingest(
+    *, deployment: Deployment, start: dt.datetime, end: dt.datetime | None = None
+) -> dict:
+    end = end or quarter_floor(timezone.now()) + QUARTER
+    devices = Device.objects.filter(deployment=deployment, is_active=True)
+    with run_logged(kind="ingest", target=f"demo meters of {deployment.slug}",
+                    deployment=deployment) as run:
+        records = (
+            reading
+            for index, device in enumerate(devices.order_by("external_id"))
+            for reading in meter_readings(device.external_id, start, end,
+                                          base_kw=20 + 15 * index)
+        )
+        result = readings_ingest(deployment=deployment, records=records,
+                                 source="sandbox demo meters", run=run)
+        run.counts = result.as_counts()
+        if result.quarantined:
+            run.status = Run.Status.PARTIAL
+    return run.counts
