@@ -10,8 +10,8 @@ T0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def test_replay_stores_a_record_once_its_device_exists(deployment, make_device):
-    readings_ingest(deployment=deployment, records=[ReadingIn("late-meter", "active_energy", T0, 5)],
-                    source="test")
+    readings_ingest(deployment=deployment,
+                    records=[ReadingIn("late-meter", "active_energy", T0, 5)], source="test")
     make_device(deployment, "late-meter")
     result = quarantine_replay(entries=Quarantine.objects.all())
     assert (result.replayed, result.still_invalid) == (1, 0)

@@ -206,43 +206,47 @@ def batch_record(
     again, or ops requeued it) is ignored: the newer claim's outcome is the one that counts.
     """
     now = now or timezone.now()
+    changes, link_changes = _outcome_changes(batch, outcome, now=now)
+    # Write first, read never: the compare-and-set is the claim check, and on SQLite a
+    # transaction that starts with a write waits for a busy database instead of failing.
     with transaction.atomic():
-        current = (
-            OutboundBatch.objects.select_for_update()
-            .filter(pk=batch.pk, state=State.SENDING, attempts=batch.attempts)
-            .first()
+        current = OutboundBatch.objects.filter(
+            pk=batch.pk, state=State.SENDING, attempts=batch.attempts
+        ).update(**changes)
+        if current and link_changes:
+            DeliveryLink.objects.filter(pk=batch.link_id).update(**link_changes)
+    if not current:
+        logger.warning(
+            "outbox: ignoring outcome (ok=%s, status=%s) for batch %s attempt %s: "
+            "that claim is no longer current",
+            outcome.ok, outcome.status, batch.pk, batch.attempts,
         )
-        if current is None:
-            logger.warning(
-                "outbox: ignoring outcome (ok=%s, status=%s) for batch %s attempt %s: "
-                "that claim is no longer current",
-                outcome.ok, outcome.status, batch.pk, batch.attempts,
-            )
-            return OutboundBatch.objects.select_related("link").get(pk=batch.pk)
-        _apply(current, outcome, now=now)
+    elif changes["state"] == State.DEAD:
+        logger.error("outbox: batch %s of link %s is dead: %s", batch.pk, batch.link_id,
+                     link_changes.get("broken_reason") or changes["last_error"])
     return OutboundBatch.objects.select_related("link").get(pk=batch.pk)
 
 
-def _apply(batch: OutboundBatch, outcome: Outcome, *, now: dt.datetime) -> None:
-    batch.last_status = outcome.status
-    batch.last_body = outcome.body[:_BODY_KEPT]
-    batch.last_error = outcome.error
-    links = DeliveryLink.objects.filter(pk=batch.link_id)
+def _outcome_changes(
+    batch: OutboundBatch, outcome: Outcome, *, now: dt.datetime
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The batch's and the link's new field values once `outcome` is recorded."""
+    changes: dict[str, object] = {
+        "last_status": outcome.status,
+        "last_body": outcome.body[:_BODY_KEPT],
+        "last_error": outcome.error,
+    }
     if outcome.ok:
-        batch.state = State.SENT
-        batch.sent_at = now
-        batch.last_error = ""
         acknowledged = (
             outcome.advance_cursor_to if outcome.advance_cursor_to is not None else batch.seq_to
         )
-        if acknowledged is None:
-            links.update(last_success_at=now)
-        else:
-            # Greatest: an unordered link's batches succeed in any order; the cursor
-            # only ever moves forward.
-            links.update(cursor=Greatest("cursor", Value(acknowledged)), last_success_at=now)
-    elif outcome.permanent:
-        batch.state = State.DEAD
+        link_changes: dict[str, object] = {"last_success_at": now}
+        if acknowledged is not None:
+            # Greatest: an unordered link's batches succeed in any order; the cursor only
+            # ever moves forward.
+            link_changes["cursor"] = Greatest("cursor", Value(acknowledged))
+        return {**changes, "state": State.SENT, "sent_at": now, "last_error": ""}, link_changes
+    if outcome.permanent:
         status = f"HTTP {outcome.status}" if outcome.status is not None else "an error"
         reason = (
             f"batch #{batch.position} was refused with {status}: {outcome.error or outcome.body}"
@@ -250,25 +254,17 @@ def _apply(batch: OutboundBatch, outcome: Outcome, *, now: dt.datetime) -> None:
             "the platform or in the hub, then re-activate this link and requeue its dead "
             "batches."
         )
-        links.update(state=DeliveryLink.State.BROKEN, broken_reason=reason)
-        logger.error("outbox: link %s is broken: %s", batch.link_id, reason)
-    elif batch.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-        batch.state = State.DEAD
-        batch.last_error = (
+        return {**changes, "state": State.DEAD}, {
+            "state": DeliveryLink.State.BROKEN, "broken_reason": reason,
+        }
+    if batch.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        error = (
             f"gave up after {batch.attempts} attempts; last error: {outcome.error}. "
             "Requeue it once the platform accepts data again."
         )
-        logger.error("outbox: batch %s is dead: %s", batch.pk, batch.last_error)
-    else:
-        batch.state = State.RETRY
-        batch.next_attempt_at = now + dt.timedelta(
-            seconds=_retry_delay(batch.attempts, outcome.retry_after)
-        )
-    batch.save(
-        update_fields=[
-            "state", "sent_at", "next_attempt_at", "last_status", "last_body", "last_error",
-        ]
-    )
+        return {**changes, "state": State.DEAD, "last_error": error}, {}
+    delay = dt.timedelta(seconds=_retry_delay(batch.attempts, outcome.retry_after))
+    return {**changes, "state": State.RETRY, "next_attempt_at": now + delay}, {}
 
 
 def _outcome_of_error(exc: Exception) -> Outcome:
