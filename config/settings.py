@@ -63,13 +63,28 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
+    "corsheaders",
+    "csp",
     "apps.core",
+    "apps.pull",
+    "apps.partner_api",
+    "apps.dexma",
+    "apps.wattics",
+    "apps.volue",
     "apps.sandbox",
+    "apps.sandbox.dexma",
+    "apps.sandbox.wattics",
+    "apps.sandbox.volue",
+    "apps.sandbox.upstream",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,7 +198,11 @@ DEXMA_API_URL = env.str(
 )
 DEXMA_INSERT_URL = env.str(
     "DEXMA_INSERT_URL",
-    default=f"{_sandbox}/is3/readings" if SANDBOX_ENABLED else "https://insert.dexma.com/readings",
+    default=(
+        f"{_sandbox}/dexma/is3/readings"
+        if SANDBOX_ENABLED
+        else "https://insert.dexma.com/readings"
+    ),
 )
 WATTICS_API_URL = env.str(
     "WATTICS_API_URL",
@@ -204,6 +223,41 @@ VOLUE_AUTH_URL = env.str(
         else "https://auth.identity.volue.com/connect/token"
     ),
 )
+
+# --- DEXMA Market App (apps.dexma) ----------------------------------------------------
+
+DEXMA_APP_ID = env.str("DEXMA_APP_ID", default="hub-demo-app" if SANDBOX_ENABLED else "")
+DEXMA_APP_SECRET = env.str(
+    "DEXMA_APP_SECRET", default="sandbox-app-secret" if SANDBOX_ENABLED else ""
+)
+DEXMA_DATASOURCE_TYPE_KEY = env.str("DEXMA_DATASOURCE_TYPE_KEY", default="hub")
+# Origins allowed to frame the /dexma/ pages and to call its authenticated endpoints.
+DEXMA_PLATFORM_ORIGINS = env.list(
+    "DEXMA_PLATFORM_ORIGINS",
+    default=["http://localhost:8000"] if SANDBOX_ENABLED else ["https://www.dexcell.com"],
+)
+
+# --- Wattics (apps.wattics) ---------------------------------------------------------------
+
+# --- Volue (apps.volue) -------------------------------------------------------------------
+
+VOLUE_CLIENT_ID = env.str("VOLUE_CLIENT_ID", default="hub-demo" if SANDBOX_ENABLED else "")
+VOLUE_CLIENT_SECRET = env.str(
+    "VOLUE_CLIENT_SECRET", default="sandbox-client-secret" if SANDBOX_ENABLED else ""
+)
+
+# --- Upstream pull sync (apps.pull) -------------------------------------------------------
+
+# --- Partner API (apps.partner_api) -------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Energy hub partner API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
 
 # --- Outbox ------------------------------------------------------------------------------
 
@@ -241,6 +295,20 @@ STORAGES = {
 }
 
 X_FRAME_OPTIONS = "DENY"
+# The strict default for every page; the DEXMA pages widen frame-ancestors for the platform.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# CORS is closed unless an integration opens it for its own paths and origins.
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_URLS_REGEX = r"^/(dexma|api)/.*$"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True

@@ -54,7 +54,11 @@ def _parameter_catalogue(request):
 
     if not Parameter.objects.exists():
         catalogue = importlib.import_module("apps.core.migrations.0003_parameter_catalogue")
-        Parameter.objects.bulk_create(Parameter(**row) for row in catalogue.rows())
+        # Explicit ids, as the migration assigned them: a rolled-back insert would still
+        # consume sequence values, and the catalogue's ids are small integers.
+        Parameter.objects.bulk_create(
+            Parameter(id=number, **row) for number, row in enumerate(catalogue.rows(), start=1)
+        )
 
 
 @pytest.fixture(autouse=True)

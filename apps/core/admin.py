@@ -297,7 +297,16 @@ class ReadingAdmin(HugeTableAdmin, ReadOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return _superuser_deletes(request)
 
-    @admin.display(description="Parameter")
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Reading], search_term: str
+    ) -> tuple[QuerySet[Reading], bool]:
+        # Admin's "=" means iexact, i.e. UPPER(external_id), which no index serves; resolve
+        # the exact external id to device ids first so the natural-key index does the rest.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        device_ids = list(Device.objects.filter(external_id=term).values_list("pk", flat=True))
+        return queryset.filter(device_id__in=device_ids), False
     def parameter_key(self, obj: Reading) -> str:
         return obj.parameter.key
 

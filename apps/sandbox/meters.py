@@ -67,3 +67,14 @@ def meter_readings(
                         round(21 + 2 * math.sin(ts.hour / 24 * 2 * math.pi)
                               + _noise(device, ts), 2))
         ts += QUARTER
+
+
+def live_power(
+    device: str, start: dt.datetime, end: dt.datetime, *, base_kw: float = 40.0
+) -> Iterator[ReadingIn]:
+    """Per-minute active power, so the demo shows new readings on every tick."""
+    ts = start.replace(second=0, microsecond=0)
+    while ts < end:
+        if ts.minute % 15:  # quarter-hour instants come from meter_readings
+            yield ReadingIn(device, "active_power", ts, _power_kw(device, ts, base_kw) * 1000)
+        ts += dt.timedelta(minutes=1)

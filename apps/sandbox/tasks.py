@@ -8,7 +8,7 @@ from django.utils import timezone
 from apps.core.locks import AlreadyRunning, single_flight
 from apps.core.models import Deployment, Device, Run
 from apps.core.services import readings_ingest, run_logged
-from apps.sandbox.meters import QUARTER, meter_readings, quarter_floor
+from apps.sandbox.meters import QUARTER, live_power, meter_readings, quarter_floor
 
 DEMO_PREFIX = "demo"
 
@@ -37,15 +37,19 @@ def demo_meters_read(deployment_id: int) -> dict:
 def demo_meters_ingest(
     *, deployment: Deployment, start: dt.datetime, end: dt.datetime | None = None
 ) -> dict:
-    end = end or quarter_floor(timezone.now()) + QUARTER
+    now = timezone.now()
+    end = end or quarter_floor(now) + QUARTER
+    live_from = max(start, now - dt.timedelta(hours=1))
     devices = Device.objects.filter(deployment=deployment, is_active=True)
     with run_logged(kind="ingest", target=f"demo meters of {deployment.slug}",
                     deployment=deployment) as run:
         records = (
             reading
             for index, device in enumerate(devices.order_by("external_id"))
-            for reading in meter_readings(device.external_id, start, end,
-                                          base_kw=20 + 15 * index)
+            for feed in (meter_readings(device.external_id, start, end, base_kw=20 + 15 * index),
+                         live_power(device.external_id, live_from, min(end, now),
+                                    base_kw=20 + 15 * index))
+            for reading in feed
         )
         result = readings_ingest(deployment=deployment, records=records,
                                  source="sandbox demo meters", run=run)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -147,7 +146,7 @@ def _due_batches(
     return qs.order_by("next_attempt_at", "pk")
 
 
-def _take(batch: OutboundBatch, *, now: dt.datetime, lease_until: dt.datetime) -> bool:
+def _take(batch: OutboundBatch, *, lease_until: dt.datetime) -> bool:
     """Claim one candidate by compare-and-set; False if someone else changed it first."""
     current = OutboundBatch.objects.filter(
         pk=batch.pk, state=batch.state, attempts=batch.attempts
@@ -182,13 +181,12 @@ def batches_claim(
     now = now or timezone.now()
     lease_until = now + dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     qs = _due_batches(now=now, platform=platform, link=link).select_related("link")
-    skip_locked = connection.features.has_select_for_update_skip_locked
-    if skip_locked:
+    # Without SKIP LOCKED (the SQLite demo) the compare-and-set in _take alone decides
+    # which of two claimers wins a batch.
+    if connection.features.has_select_for_update_skip_locked:
         qs = qs.select_for_update(skip_locked=True, of=("self",))
-    # Without row locks (the SQLite demo) the compare-and-set in _take alone decides who
-    # wins; a read-then-write transaction there would only add "database is locked" errors.
-    with transaction.atomic() if skip_locked else nullcontext():
-        return [b for b in qs[:limit] if _take(b, now=now, lease_until=lease_until)]
+    with transaction.atomic():
+        return [b for b in qs[:limit] if _take(b, lease_until=lease_until)]
 
 
 def _retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -310,12 +308,11 @@ def outbox_dispatch(
                 logger.exception("outbox: sending batch %s failed unexpectedly", batch.pk)
             outcome = _outcome_of_error(exc)
         recorded = batch_record(batch=batch, outcome=outcome, now=now)
-        if recorded.state == State.SENT:
-            result.sent += 1
-        elif recorded.state == State.RETRY:
-            result.failed += 1
-        elif recorded.state == State.DEAD:
-            result.dead += 1
+        # A different attempts value: our claim lapsed meanwhile and the outcome was ignored.
+        if recorded.attempts == batch.attempts:
+            result.sent += recorded.state == State.SENT
+            result.failed += recorded.state == State.RETRY
+            result.dead += recorded.state == State.DEAD
         if stop is not None:
             raise stop
     return result

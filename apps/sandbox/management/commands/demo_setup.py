@@ -3,6 +3,7 @@ readings, and the periodic tasks. Safe to run again."""
 
 import datetime as dt
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -71,6 +72,13 @@ class Command(BaseCommand):
         now = timezone.now()
         counts = demo_meters_ingest(deployment=deployment, start=now - dt.timedelta(days=days))
         self.stdout.write(f"  {counts}")
+        # Each integration adds its part of the demo through its AppConfig.demo_setup(),
+        # given the demo deployment and a writer for progress lines.
+        for config in apps.get_app_configs():
+            extend = getattr(config, "demo_setup", None)
+            if callable(extend):
+                self.stdout.write(f"Demo: {config.verbose_name}…")
+                extend(deployment=deployment, write=self.stdout.write)
         report = schedules_setup()
         self.stdout.write(f"Schedules: {len(report.created)} created, {len(report.kept)} kept")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))

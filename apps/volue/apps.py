@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class VolueConfig(AppConfig):
+    name = "apps.volue"
+    label = "volue"
+    verbose_name = "Volue Energy Coordination"
