@@ -8,6 +8,7 @@ never offer facets or sorting that would scan it, and page only forwards and bac
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cached_property
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from apps.core import selectors
@@ -281,18 +282,27 @@ class ParameterAdmin(ReadOnlyAdmin):
 # --- Readings and what the ingest records ----------------------------------------------
 
 
+class ParameterKindFilter(admin.ChoicesFieldListFilter):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "parameter kind"
+
+
 @admin.register(Reading)
 class ReadingAdmin(HugeTableAdmin, ReadOnlyAdmin):
-    list_display = ("id", "device", "parameter_key", "ts", "period_end", "value", "estimated",
-                    "quality", "cost_text", "seq")
-    list_select_related = ("device", "parameter")
+    list_display = ("id", "device", "deployment", "parameter_key", "time", "value_text", "flags",
+                    "cost_text", "seq")
+    list_select_related = ("device__deployment", "parameter")
     # Choices known up front: the filter itself reads nothing from the readings table.
-    list_filter = ("parameter__kind",)
+    list_filter = (("parameter__kind", ParameterKindFilter),)
     search_fields = ("=device__external_id",)
     search_help_text = "Exact device external id."
     raw_id_fields = ("device",)
     ordering = ("-id",)
     sortable_by = ()
+
+    class Media:
+        css = ADMIN_CSS
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return _superuser_deletes(request)
@@ -307,8 +317,39 @@ class ReadingAdmin(HugeTableAdmin, ReadOnlyAdmin):
             return queryset, False
         device_ids = list(Device.objects.filter(external_id=term).values_list("pk", flat=True))
         return queryset.filter(device_id__in=device_ids), False
+
+    @admin.display(description="Deployment")
+    def deployment(self, obj: Reading) -> str:
+        return obj.device.deployment.name
+
+    @admin.display(description="Parameter")
     def parameter_key(self, obj: Reading) -> str:
         return obj.parameter.key
+
+    @admin.display(description="Time (UTC)")
+    def time(self, obj: Reading) -> str:
+        start = obj.ts.astimezone(dt.UTC)
+        text = f"{start:%Y-%m-%d %H:%M:%S}"
+        if obj.period_end is None:
+            return text
+        end = obj.period_end.astimezone(dt.UTC)
+        end_format = "%H:%M:%S" if end.date() == start.date() else "%Y-%m-%d %H:%M:%S"
+        return f"{text} → {end.strftime(end_format)}"
+
+    @admin.display(description="Value")
+    def value_text(self, obj: Reading) -> str:
+        return f"{obj.value:g} {obj.parameter.unit}".strip()
+
+    @admin.display(description="Flags")
+    def flags(self, obj: Reading) -> str:
+        badges = []
+        if obj.estimated:
+            badges.append(("estimated", "estimated"))
+        if obj.quality != Reading.Quality.GOOD:
+            badges.append((f"quality-{obj.quality}", obj.get_quality_display()))
+        return format_html_join(
+            " ", '<span class="hub-badge hub-badge-{}">{}</span>', badges
+        )
 
     @admin.display(description="Cost")
     def cost_text(self, obj: Reading) -> str:
