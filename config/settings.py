@@ -232,12 +232,39 @@ DEXMA_APP_SECRET = env.str(
 )
 DEXMA_DATASOURCE_TYPE_KEY = env.str("DEXMA_DATASOURCE_TYPE_KEY", default="hub")
 # Origins allowed to frame the /dexma/ pages and to call its authenticated endpoints.
+# The demo's sandbox platform page is served from "localhost" while the hub is "127.0.0.1"
+# (same server, two origins), so the frame is a real cross-origin frame.
+from urllib.parse import urlsplit  # noqa: E402
+
+_hub_parts = urlsplit(HUB_BASE_URL)
 DEXMA_PLATFORM_ORIGINS = env.list(
     "DEXMA_PLATFORM_ORIGINS",
-    default=["http://localhost:8000"] if SANDBOX_ENABLED else ["https://www.dexcell.com"],
+    default=(
+        [f"{_hub_parts.scheme}://localhost:{_hub_parts.port or 80}"]
+        if SANDBOX_ENABLED
+        else ["https://www.dexcell.com"]
+    ),
 )
+# The sandbox platform's per-token APIv3 budgets (editable per token in the admin).
+SANDBOX_DEXMA_HOUR_LIMIT = env.int("SANDBOX_DEXMA_HOUR_LIMIT", default=1000)
+SANDBOX_DEXMA_DAY_LIMIT = env.int("SANDBOX_DEXMA_DAY_LIMIT", default=10000)
 
 # --- Wattics (apps.wattics) ---------------------------------------------------------------
+
+# Each POST waits at most this long for an answer; an unanswered POST is resolved with the
+# last-packet GET before anything else is sent.
+WATTICS_CONNECT_TIMEOUT = env.float("WATTICS_CONNECT_TIMEOUT", default=5.0)
+WATTICS_READ_TIMEOUT = env.float("WATTICS_READ_TIMEOUT", default=15.0)
+# 500/503/no answer: tries in place (with backoff from this base) before the batch waits
+# for the outbox's retry schedule.
+WATTICS_SEND_RETRIES = env.int("WATTICS_SEND_RETRIES", default=3)
+WATTICS_RETRY_BACKOFF = env.float("WATTICS_RETRY_BACKOFF", default=0.5)
+WATTICS_BATCH_PACKETS = env.int("WATTICS_BATCH_PACKETS", default=500)
+WATTICS_PLAN_MAX_READINGS = env.int("WATTICS_PLAN_MAX_READINGS", default=200_000)
+WATTICS_PUSH_EVERY_SECONDS = env.int("WATTICS_PUSH_EVERY_SECONDS", default=60)
+# Credentials the demo gives its Wattics account and the sandbox collector.
+WATTICS_DEMO_USERNAME = env.str("WATTICS_DEMO_USERNAME", default="demo-partner")
+WATTICS_DEMO_PASSWORD = env.str("WATTICS_DEMO_PASSWORD", default="sandbox-wattics-password")
 
 # --- Volue (apps.volue) -------------------------------------------------------------------
 
@@ -245,6 +272,26 @@ VOLUE_CLIENT_ID = env.str("VOLUE_CLIENT_ID", default="hub-demo" if SANDBOX_ENABL
 VOLUE_CLIENT_SECRET = env.str(
     "VOLUE_CLIENT_SECRET", default="sandbox-client-secret" if SANDBOX_ENABLED else ""
 )
+# Where the platform delivers notifications; must be reachable from the platform.
+VOLUE_WEBHOOK_URL = env.str(
+    "VOLUE_WEBHOOK_URL", default=f"{HUB_BASE_URL.rstrip('/')}/volue/webhook"
+)
+VOLUE_NOTIFICATION_TYPES = env.list(
+    "VOLUE_NOTIFICATION_TYPES",
+    default=["PriceCurveCreated", "UserEligibilityUpdated", "LocationLPCRequested",
+             "ResourceLPCRequested", "LPCReservationCreated"],
+)
+# Pages of GET /events (newest first, at most 1000 per page) read per catch-up run.
+VOLUE_CATCH_UP_PAGE_SIZE = env.int("VOLUE_CATCH_UP_PAGE_SIZE", default=100)
+VOLUE_CATCH_UP_MAX_PAGES = env.int("VOLUE_CATCH_UP_MAX_PAGES", default=10)
+# A report whose data is still incomplete this long after the event's hours is flagged.
+VOLUE_REPORT_DEADLINE_HOURS = env.float("VOLUE_REPORT_DEADLINE_HOURS", default=48)
+# Largest gap between two readings across which a register or power is interpolated.
+VOLUE_MAX_GAP_MINUTES = env.int("VOLUE_MAX_GAP_MINUTES", default=60)
+# Sandbox: lifetime of the simulated platform's tokens (the real one says 30 to 60 min).
+SANDBOX_VOLUE_TOKEN_LIFETIME = env.int("SANDBOX_VOLUE_TOKEN_LIFETIME", default=300)
+# Sandbox (demo): raise a power-limit event over past hours when the first meter registers.
+SANDBOX_VOLUE_AUTO_EVENT = env.bool("SANDBOX_VOLUE_AUTO_EVENT", default=DEBUG)
 
 # --- Upstream pull sync (apps.pull) -------------------------------------------------------
 
@@ -252,12 +299,41 @@ VOLUE_CLIENT_SECRET = env.str(
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Partners authenticate with API keys (header or Basic), never with a session.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.partner_api.auth.ApiKeyAuthentication",
+        "apps.partner_api.auth.ApiKeyBasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.partner_api.auth.PartnerAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.partner_api.throttling.KeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # One error body for the partner API; DRF's own shape for any other DRF view.
+    "EXCEPTION_HANDLER": "apps.partner_api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Energy hub partner API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DESCRIPTION": (
+        "Assets, meters and usage for Scaler and other partners to pull; reading batches, "
+        "assets and meters for partners to push. See the 'Conventions' section of each "
+        "operation: API keys, pagination, dates, errors and rate limits."
+    ),
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Interactive docs from local static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+PARTNER_API_RATE_PER_MINUTE = env.int("PARTNER_API_RATE_PER_MINUTE", default=600)
+PARTNER_API_PAGE_SIZE = 500
+PARTNER_API_MAX_PAGE_SIZE = 1000
+PARTNER_API_MAX_BATCH = 10_000
+PARTNER_API_MAX_BODY_BYTES = 8 * 1024 * 1024
+PARTNER_API_MAX_RANGE_DAYS = 366
 
 # --- Outbox ------------------------------------------------------------------------------
 

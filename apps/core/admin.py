@@ -9,13 +9,16 @@ never offer facets or sorting that would scan it, and page only forwards and bac
 from __future__ import annotations
 
 import datetime as dt
+import json
 from functools import cached_property
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import Count, QuerySet
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -48,6 +51,11 @@ def _badge(value: str, label: str) -> str:
 
 def _short(text: str, length: int = 80) -> str:
     return Truncator(text).chars(length)
+
+
+def _utc(value: dt.datetime | None) -> str:
+    """Compact UTC time for dense lists: the hub stores and speaks UTC."""
+    return "—" if value is None else f"{value.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}"
 
 
 def _changelist_url(model: type, **params: object) -> str:
@@ -290,22 +298,35 @@ class ParameterKindFilter(admin.ChoicesFieldListFilter):
 
 @admin.register(Reading)
 class ReadingAdmin(HugeTableAdmin, ReadOnlyAdmin):
-    list_display = ("id", "device", "deployment", "parameter_key", "time", "value_text", "flags",
-                    "cost_text", "seq")
+    list_display = ("time", "device_external_id", "deployment", "parameter_key", "value_text",
+                    "flags", "cost_text", "seq")
+    list_display_links = ("time",)
     list_select_related = ("device__deployment", "parameter")
     # Choices known up front: the filter itself reads nothing from the readings table.
     list_filter = (("parameter__kind", ParameterKindFilter),)
     search_fields = ("=device__external_id",)
     search_help_text = "Exact device external id."
+    empty_value_display = ""
     raw_id_fields = ("device",)
     ordering = ("-id",)
     sortable_by = ()
+    fields = ("device", "parameter", "time", "value_text", "estimated", "quality", "cost_text",
+              "seq")
+    readonly_fields = ("time", "value_text", "cost_text")
 
     class Media:
         css = ADMIN_CSS
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return _superuser_deletes(request)
+
+    def render_change_form(self, request: HttpRequest, context: dict, *args, obj=None, **kwargs):
+        if obj is not None:
+            # The model's own str() speaks in row ids; ops think in external ids and keys.
+            context["subtitle"] = (
+                f"{obj.device.external_id} · {obj.parameter.key} · {self.time(obj)} UTC"
+            )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Reading], search_term: str
@@ -318,6 +339,10 @@ class ReadingAdmin(HugeTableAdmin, ReadOnlyAdmin):
         device_ids = list(Device.objects.filter(external_id=term).values_list("pk", flat=True))
         return queryset.filter(device_id__in=device_ids), False
 
+    @admin.display(description="Device")
+    def device_external_id(self, obj: Reading) -> str:
+        return obj.device.external_id
+
     @admin.display(description="Deployment")
     def deployment(self, obj: Reading) -> str:
         return obj.device.deployment.name
@@ -328,10 +353,10 @@ class ReadingAdmin(HugeTableAdmin, ReadOnlyAdmin):
 
     @admin.display(description="Time (UTC)")
     def time(self, obj: Reading) -> str:
-        start = obj.ts.astimezone(dt.UTC)
-        text = f"{start:%Y-%m-%d %H:%M:%S}"
+        text = _utc(obj.ts)
         if obj.period_end is None:
             return text
+        start = obj.ts.astimezone(dt.UTC)
         end = obj.period_end.astimezone(dt.UTC)
         end_format = "%H:%M:%S" if end.date() == start.date() else "%Y-%m-%d %H:%M:%S"
         return f"{text} → {end.strftime(end_format)}"
@@ -368,9 +393,18 @@ class DailyIngestStatAdmin(ReadOnlyAdmin):
         return _superuser_deletes(request)
 
 
+class IndentedJSONField(forms.JSONField):
+    """One key per line, so ops can spot and fix the wrong field."""
+
+    def prepare_value(self, value: object) -> str:
+        if isinstance(value, InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
 @admin.register(Quarantine)
 class QuarantineAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "status_badge", "deployment", "source", "kind",
+    list_display = ("created", "status_badge", "deployment", "source", "record",
                     "reason_short")
     list_filter = ("status", "kind", "deployment")
     list_select_related = ("deployment",)
@@ -392,6 +426,12 @@ class QuarantineAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return _superuser_deletes(request)
 
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "payload":
+            kwargs["form_class"] = IndentedJSONField
+            kwargs["widget"] = forms.Textarea(attrs={"rows": 14, "class": "hub-json"})
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
         if obj is not None and obj.status != Quarantine.Status.OPEN:
             return (*self.readonly_fields, "payload")
@@ -400,6 +440,18 @@ class QuarantineAdmin(admin.ModelAdmin):
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Quarantine) -> str:
         return _badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Created (UTC)", ordering="created_at")
+    def created(self, obj: Quarantine) -> str:
+        return _utc(obj.created_at)
+
+    @admin.display(description="Record")
+    def record(self, obj: Quarantine) -> str:
+        payload = obj.payload
+        if obj.kind != Quarantine.Kind.READING or not isinstance(payload, dict):
+            return _short(str(payload), 60)
+        return _short(f"{payload.get('device')} · {payload.get('parameter')} · "
+                      f"{payload.get('ts')} = {payload.get('value')}", 90)
 
     @admin.display(description="Reason")
     def reason_short(self, obj: Quarantine) -> str:
@@ -451,8 +503,8 @@ class QuarantineAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(HugeTableAdmin, ReadOnlyAdmin):
-    list_display = ("started_at", "kind", "target", "deployment", "status_badge", "duration",
-                    "counts_text", "error_short")
+    list_display = ("started", "status_badge", "kind", "target", "deployment", "duration",
+                    "outcome")
     list_filter = ("status", "deployment")
     list_select_related = ("deployment",)
     search_fields = ("=kind", "target", "=task_id")
@@ -466,6 +518,10 @@ class RunAdmin(HugeTableAdmin, ReadOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    @admin.display(description="Started (UTC)")
+    def started(self, obj: Run) -> str:
+        return _utc(obj.started_at)
+
     @admin.display(description="Status")
     def status_badge(self, obj: Run) -> str:
         return _badge(obj.status, obj.get_status_display())
@@ -473,18 +529,17 @@ class RunAdmin(HugeTableAdmin, ReadOnlyAdmin):
     @admin.display(description="Duration")
     def duration(self, obj: Run) -> str:
         if obj.finished_at is None:
-            return f"running for {duration_text(timezone.now() - obj.started_at)}"
+            return f"running {duration_text(timezone.now() - obj.started_at)}"
         return duration_text(obj.duration)
 
-    @admin.display(description="Counts")
-    def counts_text(self, obj: Run) -> str:
+    @admin.display(description="Outcome")
+    def outcome(self, obj: Run) -> str:
+        """The error when there is one, else what the run counted."""
+        if obj.error:
+            return format_html('<span class="hub-alert-text">{}</span>', _short(obj.error, 140))
         if not isinstance(obj.counts, dict):
             return str(obj.counts)
         return ", ".join(f"{k} {v}" for k, v in obj.counts.items() if v) or "—"
-
-    @admin.display(description="Error")
-    def error_short(self, obj: Run) -> str:
-        return _short(obj.error, 100)
 
 
 # --- Delivery --------------------------------------------------------------------------
@@ -492,8 +547,8 @@ class RunAdmin(HugeTableAdmin, ReadOnlyAdmin):
 
 @admin.register(DeliveryLink)
 class DeliveryLinkAdmin(admin.ModelAdmin):
-    list_display = ("name", "platform", "deployment", "state_badge", "cursor", "pending",
-                    "retry", "dead", "oldest_due", "last_success_at")
+    list_display = ("name", "platform", "deployment", "state_badge", "pending", "retry", "dead",
+                    "oldest_due", "cursor", "last_success")
     list_filter = ("state", "platform", "deployment")
     list_select_related = ("deployment",)
     search_fields = ("name", "platform")
@@ -510,9 +565,13 @@ class DeliveryLinkAdmin(admin.ModelAdmin):
     def state_badge(self, obj: DeliveryLink) -> str:
         badge = _badge(obj.state, obj.get_state_display())
         if obj.broken_reason:
-            return format_html('{}<div class="hub-quiet">{}</div>', badge,
-                               _short(obj.broken_reason, 120))
+            return format_html('{}<div class="hub-quiet hub-reason" title="{}">{}</div>', badge,
+                               obj.broken_reason, _short(obj.broken_reason, 90))
         return badge
+
+    @admin.display(description="Last success (UTC)", ordering="last_success_at")
+    def last_success(self, obj: DeliveryLink) -> str:
+        return _utc(obj.last_success_at) if obj.last_success_at else "never"
 
     def _batches_link(self, obj: DeliveryLink, state: str, count: int) -> str:
         if not count:
@@ -584,8 +643,8 @@ class LinkPlatformFilter(admin.SimpleListFilter):
 
 @admin.register(OutboundBatch)
 class OutboundBatchAdmin(HugeTableAdmin):
-    list_display = ("id", "link", "position", "state_badge", "item_count", "attempts",
-                    "next_attempt_at", "last_status", "error_short", "created_at", "sent_at")
+    list_display = ("id", "link", "position", "state_badge", "items", "attempts", "next_attempt",
+                    "last_status", "error_short", "sent")
     list_filter = ("state", LinkPlatformFilter, "link__deployment")
     list_select_related = ("link",)
     search_fields = ("=idempotency_key", "=link__name")
@@ -609,6 +668,21 @@ class OutboundBatchAdmin(HugeTableAdmin):
     @admin.display(description="State")
     def state_badge(self, obj: OutboundBatch) -> str:
         return _badge(obj.state, obj.get_state_display())
+
+    @admin.display(description="Items")
+    def items(self, obj: OutboundBatch) -> int:
+        return obj.item_count
+
+    @admin.display(description="Next attempt (UTC)")
+    def next_attempt(self, obj: OutboundBatch) -> str:
+        # Meaningless once a batch is settled.
+        if obj.state in (OutboundBatch.State.SENT, OutboundBatch.State.DEAD):
+            return "—"
+        return _utc(obj.next_attempt_at)
+
+    @admin.display(description="Sent (UTC)")
+    def sent(self, obj: OutboundBatch) -> str:
+        return _utc(obj.sent_at)
 
     @admin.display(description="Last error")
     def error_short(self, obj: OutboundBatch) -> str:

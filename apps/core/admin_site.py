@@ -26,6 +26,9 @@ class HubAdminSite(admin.AdminSite):
     site_header = "Energy hub — operations"
     site_title = "Energy hub"
     index_title = "Operations"
+    # The run log, readings and batches are wide tables; the model sidebar would squeeze
+    # them into a scroll box on a laptop. The index and breadcrumbs navigate instead.
+    enable_nav_sidebar = False
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         """The index opens with the overview: figures, delivery backlog, runs, daily flow."""

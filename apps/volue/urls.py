@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.volue import views
 
 app_name = "volue"
-urlpatterns: list = []
+urlpatterns = [
+    path("webhook", views.webhook, name="webhook"),
+]

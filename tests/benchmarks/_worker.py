@@ -2,6 +2,8 @@
 
     python -m tests.benchmarks._worker setup|copy|generate|ingest|orm [--tracemalloc]
 
+(`copy` reads BENCH_COPY_FORMAT=binary|text, BENCH_COPY_TABLE and BENCH_COPY_FK=1.)
+
 Run by `test_ingest_bench.py` with DATABASE_URL pointing at the dedicated bench database.
 Each phase runs in a fresh process so its peak RSS (`ru_maxrss`) is its own.
 """
@@ -93,7 +95,8 @@ def copy() -> dict:
     """
     import psycopg
 
-    fmt = os.environ.get("BENCH_COPY_FORMAT", "text")
+    fmt = os.environ.get("BENCH_COPY_FORMAT", "binary")
+    table = os.environ.get("BENCH_COPY_TABLE", BARE_TABLE)
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
         device_ids = dict(conn.execute(
             "SELECT d.external_id, d.id FROM core_device d JOIN core_deployment p"
@@ -103,11 +106,17 @@ def copy() -> dict:
         ids = [device_ids[external_id(n)] for n in range(DEVICES)]
         rows = [(ids[d], parameter_id, ts, end, value, False, 0, None, "", seq)
                 for seq, (d, ts, end, value) in enumerate(series(), start=1)]
-        conn.execute(f"DROP TABLE IF EXISTS {BARE_TABLE}")
-        conn.execute(f"CREATE TABLE {BARE_TABLE} (LIKE core_reading INCLUDING ALL)")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (LIKE core_reading INCLUDING ALL)")
+        if os.environ.get("BENCH_COPY_FK") == "1":  # reference run: core_reading's FKs too
+            for (definition,) in conn.execute(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid = 'core_reading'::regclass AND contype = 'f'"
+            ).fetchall():
+                conn.execute(f"ALTER TABLE {table} ADD {definition}")
         conn.commit()
         prepared = _memory()
-        sql = f"COPY {BARE_TABLE} ({', '.join(COLUMNS)}) FROM STDIN"
+        sql = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
         started = time.perf_counter()
         with conn.cursor() as cur:
             if fmt == "binary":
@@ -122,7 +131,8 @@ def copy() -> dict:
                         cp.write_row(row)
         conn.commit()
         seconds = time.perf_counter() - started
-    return {"rows": len(rows), "seconds": seconds, "format": fmt, "prepared": prepared,
+    return {"rows": len(rows), "seconds": seconds, "format": fmt, "table": table,
+            "prepared": prepared,
             **_memory()}
 
 

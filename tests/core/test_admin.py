@@ -308,6 +308,15 @@ def test_reading_list_walks_past_the_count_cap(admin_client, deployment, make_de
     assert last.next_page_url == ""
 
 
+def test_unfiltered_reading_list_counts_from_table_statistics(admin_client, deployment,
+                                                            make_device, monkeypatch):
+    monkeypatch.setattr(selectors, "table_rows_estimate", lambda *, model: 123_456_789)
+    make_device(deployment, "meter-1")
+    _ingest(deployment, ReadingIn("meter-1", "active_energy", T0, 1))
+    response = admin_client.get(_url("core.reading", "changelist"))
+    assert "about 123,456,789 readings (estimated)" in response.content.decode()
+
+
 def test_readings_are_read_only_and_only_superusers_delete(rf, admin_user, django_user_model):
     model_admin = admin.site._registry[Reading]
     staff = django_user_model.objects.create_user("staff", is_staff=True)
@@ -408,6 +417,15 @@ def test_run_log_shows_status_and_duration(admin_client, deployment):
     html = admin_client.get(_url("core.run", "changelist")).content.decode()
     assert 'class="hub-badge hub-badge-failed"' in html
     assert "3 min 05 s" in html
+
+
+def test_run_log_shows_the_error_of_a_failed_run_and_the_counts_of_others(admin_client):
+    Run.objects.create(kind="sync", status=Run.Status.SUCCEEDED, counts={"inserted": 7})
+    Run.objects.create(kind="sync", status=Run.Status.FAILED, counts={"inserted": 0},
+                       error="PermanentError: HTTP 401 from upstream")
+    html = admin_client.get(_url("core.run", "changelist")).content.decode()
+    assert "inserted 7" in html
+    assert "PermanentError: HTTP 401 from upstream" in html
 
 
 # --- Delivery --------------------------------------------------------------------------

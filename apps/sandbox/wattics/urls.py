@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.sandbox.wattics import views
 
 app_name = "sandbox_wattics"
-urlpatterns: list = []
+urlpatterns = [
+    path("measurements/v2/unifiedjson/", views.measurements, name="measurements"),
+]

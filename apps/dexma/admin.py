@@ -1,0 +1,128 @@
+"""Ops console for the DEXMA app: installations (tokens never shown) and datasources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.dexma import services
+from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+
+
+def _reconcile(modeladmin: admin.ModelAdmin, request: HttpRequest,
+               installations: Iterable[Installation]) -> None:
+    for installation in installations:
+        try:
+            report = services.installation_reconcile(installation=installation)
+        except services.DexmaError as exc:
+            modeladmin.message_user(request, f"{installation.dep_id}: {exc}", messages.ERROR)
+            continue
+        level = messages.WARNING if report.failed or report.missing else messages.SUCCESS
+        modeladmin.message_user(
+            request,
+            f"{installation.dep_id}: {report.pushed} pushed, {report.missing} missing on "
+            f"the platform, {report.failed} failed. {' '.join(report.errors)}",
+            level,
+        )
+
+
+@admin.register(Installation)
+class InstallationAdmin(admin.ModelAdmin):
+    list_display = ("dep_id", "deployment", "installed_at", "reinstalled_at", "last_sync_at",
+                    "datasource_count", "last_error")
+    search_fields = ("dep_id", "deployment__name", "deployment__slug")
+    list_select_related = ("deployment",)
+    # The token and its digest never appear; ops may only re-point the hub deployment.
+    fields = ("dep_id", "deployment", "installed_at", "reinstalled_at", "last_sync_at",
+              "last_error")
+    readonly_fields = ("dep_id", "installed_at", "reinstalled_at", "last_sync_at", "last_error")
+    actions = ("reconcile",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # installations come from the platform's handshake
+
+    @admin.display(description="datasources")
+    def datasource_count(self, obj: Installation) -> int:
+        return obj.datasources.count()
+
+    @admin.action(description="Reconcile with the platform")
+    def reconcile(self, request: HttpRequest, queryset: QuerySet[Installation]) -> None:
+        _reconcile(self, request, queryset)
+
+
+class SelectedDeviceInline(admin.TabularInline):
+    model = SelectedDevice
+    extra = 0
+    fields = ("device", "parameters")
+    autocomplete_fields = ()
+    raw_id_fields = ("device",)
+    filter_horizontal = ("parameters",)
+
+
+@admin.register(DexmaDatasource)
+class DexmaDatasourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "deployment", "key", "platform_id", "platform_status", "enabled",
+                    "consent_suspended", "last_sync_at", "last_delivery", "last_error")
+    list_filter = ("platform_status", "enabled", "consent_suspended")
+    search_fields = ("name", "key", "installation__dep_id")
+    list_select_related = ("deployment", "link")
+    readonly_fields = ("installation", "deployment", "platform_id", "key", "platform_status",
+                       "consent_suspended", "link", "last_sync_at", "last_error", "created_at",
+                       "updated_at")
+    # The source token stays out of the form; only what ops may decide is editable.
+    fields = ("name", "enabled", *readonly_fields)
+    inlines = (SelectedDeviceInline,)
+    actions = ("reconcile", "disable", "delete_on_platform")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created through the embedded page, which registers them in DEXMA
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # "Delete on the platform" removes both sides; a local-only delete strands it
+
+    @admin.display(description="last delivery")
+    def last_delivery(self, obj: DexmaDatasource):
+        return obj.link.last_success_at if obj.link else None
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change and {"name", "enabled"} & set(form.changed_data):
+            try:
+                services.datasource_update(datasource=DexmaDatasource.objects.get(pk=obj.pk),
+                                           name=obj.name, enabled=obj.enabled)
+            except services.DexmaError as exc:
+                self.message_user(request, f"not saved: {exc}", messages.ERROR)
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Reconcile with the platform")
+    def reconcile(self, request: HttpRequest, queryset: QuerySet[DexmaDatasource]) -> None:
+        installations = {ds.installation for ds in queryset.select_related("installation")}
+        _reconcile(self, request, installations)
+
+    @admin.action(description="Disable (on the platform too)")
+    def disable(self, request: HttpRequest, queryset: QuerySet[DexmaDatasource]) -> None:
+        done = 0
+        for datasource in queryset.select_related("installation", "deployment"):
+            try:
+                services.datasource_disable(datasource=datasource)
+                done += 1
+            except services.DexmaError as exc:
+                self.message_user(request, f"{datasource.name}: {exc}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} datasource(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Delete on the platform (and here)")
+    def delete_on_platform(self, request: HttpRequest,
+                           queryset: QuerySet[DexmaDatasource]) -> None:
+        done = 0
+        for datasource in queryset.select_related("installation"):
+            try:
+                services.datasource_delete(datasource=datasource)
+                done += 1
+            except services.DexmaError as exc:
+                self.message_user(request, f"{datasource.name}: {exc}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} datasource(s) deleted.", messages.SUCCESS)

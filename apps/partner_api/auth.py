@@ -1,0 +1,121 @@
+"""API key authentication (header or HTTP Basic) and the read/write permission."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions
+
+from apps.partner_api.models import ApiKey
+
+HEADER = "X-API-Key"
+KEY_PREFIX_LENGTH = 8
+# "hub_" + prefix + "_" + secret: recognisable in logs and by secret scanners.
+KEY_FORMAT = "hub_{prefix}_{secret}"
+LAST_USED_EVERY = 60  # seconds between last_used_at writes per key
+
+
+def key_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def key_generate() -> tuple[str, str]:
+    """A new (prefix, full key)."""
+    prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
+    return prefix, KEY_FORMAT.format(prefix=prefix, secret=secrets.token_urlsafe(30))
+
+
+def _prefix_of(raw: str) -> str:
+    parts = raw.split("_")
+    return parts[1] if len(parts) >= 3 and parts[0] == "hub" else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    """request.user for the partner API: the key behind the request."""
+
+    key: ApiKey
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def pk(self) -> int:
+        return self.key.pk
+
+    def __str__(self) -> str:
+        return f"api key {self.key.prefix}"
+
+
+def key_check(raw: str) -> ApiKey:
+    """The active key matching `raw`; the same answer for unknown, wrong and revoked keys."""
+    prefix = _prefix_of(raw)
+    key = ApiKey.objects.filter(prefix=prefix, is_active=True).first() if prefix else None
+    expected = key.key_hash if key else "0" * 64
+    matches = hmac.compare_digest(key_hash(raw), expected)
+    if key is None or not matches or (key.expires_at and key.expires_at <= timezone.now()):
+        raise exceptions.AuthenticationFailed(
+            "invalid or revoked API key; ask the hub operator for a new one"
+        )
+    _touch(key)
+    return key
+
+
+def _touch(key: ApiKey) -> None:
+    if cache.add(f"partner_api:used:{key.prefix}", 1, timeout=LAST_USED_EVERY):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`X-API-Key: hub_…` header."""
+
+    def authenticate(self, request):
+        raw = request.META.get("HTTP_X_API_KEY")
+        if not raw:
+            return None
+        key = key_check(raw.strip())
+        return Partner(key), key
+
+    def authenticate_header(self, request) -> str:
+        return 'Basic realm="hub partner API", charset="UTF-8"'
+
+
+class ApiKeyBasicAuthentication(authentication.BaseAuthentication):
+    """HTTP Basic: user name = the key's prefix (or anything), password = the whole key."""
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            return None
+        try:
+            _user, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise exceptions.AuthenticationFailed(
+                "malformed Basic credentials; send base64('<key prefix>:<API key>')"
+            ) from None
+        key = key_check(password)
+        return Partner(key), key
+
+    def authenticate_header(self, request) -> str:
+        return 'Basic realm="hub partner API", charset="UTF-8"'
+
+
+class PartnerAccess(permissions.BasePermission):
+    """Any valid key reads; writing needs a read-write key."""
+
+    message = "this API key is read-only; writing needs a read-write key"
+
+    def has_permission(self, request, view) -> bool:
+        if not isinstance(request.user, Partner):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return request.user.key.can_write

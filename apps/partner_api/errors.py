@@ -1,0 +1,102 @@
+"""One error body for every partner API answer that is not a success.
+
+    {"error": {"status": 400, "code": "invalid_range", "message": "…", "fields": {…}}}
+
+`fields` appears on validation errors only: field name → list of messages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    """A partner API error with its own code: raise it from views and selectors."""
+
+    def __init__(self, message: str, *, code: str = "invalid", status_code: int = 400,
+                 fields: dict | None = None):
+        super().__init__(message, code)
+        self.status_code = status_code
+        self.code = code
+        self.fields = fields
+
+
+_CODES = {
+    400: "invalid", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 413: "too_large",
+    415: "unsupported_media_type", 422: "unprocessable", 429: "throttled",
+    500: "server_error",
+}
+
+
+def error_body(status_code: int, message: str, code: str | None = None,
+               fields: dict | None = None) -> dict:
+    body = {"status": status_code, "code": code or _CODES.get(status_code, "error"),
+            "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _flatten(detail) -> dict:
+    if isinstance(detail, dict):
+        return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])]
+                if not isinstance(v, dict) else _flatten(v) for k, v in detail.items()}
+    return {"non_field_errors": [str(m) for m in detail]}
+
+
+def exception_handler(exc, context):
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: the partner API's shape, DRF's elsewhere."""
+    from apps.partner_api.views import PartnerApiView
+
+    if not isinstance(context.get("view"), PartnerApiView):
+        return drf_exception_handler(exc, context)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("no such record in this deployment")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        logger.exception("partner API failure", exc_info=exc)
+        set_rollback()
+        return Response(
+            error_body(500, "internal error; retry later, and tell the hub operator if it "
+                       "persists"),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+    fields = None
+    if isinstance(exc, ApiError):
+        code, message, fields = exc.code, str(exc.detail), exc.fields
+    elif isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        code, message = "invalid", "the request is invalid; see 'fields' for what to fix"
+    elif isinstance(exc, exceptions.Throttled):
+        code = "throttled"
+        message = (f"rate limit exceeded; retry after {headers.get('Retry-After', '1')} "
+                   "seconds")
+    else:
+        code = _CODES.get(exc.status_code)
+        message = str(exc.detail)
+    set_rollback()
+    return Response(error_body(exc.status_code, message, code, fields),
+                    status=exc.status_code, headers=headers)
+
+
+def not_found(request, *args, **kwargs) -> JsonResponse:
+    """Unknown paths under /api/v1/ answer in the same shape, not Django's HTML page."""
+    return JsonResponse(
+        error_body(404, f"no endpoint at {request.path}; see /api/v1/docs/"), status=404
+    )

@@ -1,0 +1,193 @@
+"""Wire shapes of the partner API: inputs are validated here; outputs document the schema.
+
+List outputs are built as plain dicts by the selectors (a 500-row page through DRF field
+objects costs more than the query); these serializers describe the same shapes for OpenAPI.
+"""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.core.models import COMMODITY_SUBTYPES, Commodity
+
+ALL_SUBTYPES = sorted({s for subs in COMMODITY_SUBTYPES.values() for s in subs})
+
+
+class AddressSerializer(serializers.Serializer):
+    street = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    city = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    postal_code = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    country = serializers.CharField(max_length=2, required=False, allow_blank=True,
+                                    help_text="ISO 3166-1 alpha-2")
+
+
+class AssetOutputSerializer(serializers.Serializer):
+    external_id = serializers.CharField(help_text="Stable identifier; match assets on it.")
+    name = serializers.CharField()
+    address = AddressSerializer()
+    latitude = serializers.FloatField(allow_null=True)
+    longitude = serializers.FloatField(allow_null=True)
+    timezone = serializers.CharField(help_text="IANA zone of the building.")
+    metadata = serializers.DictField(help_text="Free attributes, stored as given.")
+    active = serializers.BooleanField()
+    updated_at = serializers.DateTimeField()
+
+
+class AssetInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    address = AddressSerializer(required=False)
+    latitude = serializers.FloatField(required=False, allow_null=True, min_value=-90,
+                                      max_value=90)
+    longitude = serializers.FloatField(required=False, allow_null=True, min_value=-180,
+                                       max_value=180)
+    timezone = serializers.CharField(max_length=64, required=False)
+    metadata = serializers.DictField(required=False)
+    active = serializers.BooleanField(required=False)
+
+    def to_model_fields(self) -> dict:
+        data = dict(self.validated_data)
+        address = data.pop("address", {}) or {}
+        if "active" in data:
+            data["is_active"] = data.pop("active")
+        return {**data, **address}
+
+
+class MeterOutputSerializer(serializers.Serializer):
+    external_id = serializers.CharField(help_text="Stable identifier; match meters on it.")
+    asset = serializers.CharField(allow_null=True, help_text="external_id of the asset.")
+    name = serializers.CharField(help_text="Description of the meter.")
+    type = serializers.ChoiceField(choices=Commodity.labels, help_text="Scaler meter type.")
+    subtype = serializers.CharField(allow_null=True, help_text="Scaler sub-category.")
+    unit = serializers.CharField()
+    metadata = serializers.DictField(help_text="MPAN, serial number… stored as given.")
+    active = serializers.BooleanField()
+    updated_at = serializers.DateTimeField()
+
+
+class MeterInputSerializer(serializers.Serializer):
+    asset = serializers.CharField(max_length=255, required=False, allow_null=True,
+                                  help_text="external_id of an existing asset.")
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    type = serializers.ChoiceField(choices=[*Commodity.labels, *Commodity.values])
+    subtype = serializers.ChoiceField(choices=ALL_SUBTYPES, required=False, allow_blank=True,
+                                      help_text="Must belong to the type.")
+    unit = serializers.CharField(max_length=32)
+    metadata = serializers.DictField(required=False)
+    active = serializers.BooleanField(required=False)
+
+    def to_model_fields(self) -> dict:
+        data = dict(self.validated_data)
+        data["commodity"] = data.pop("type")
+        if "active" in data:
+            data["is_active"] = data.pop("active")
+        return data
+
+
+USAGE_DESCRIPTION = """Consumption format: one record per interval reading of a consumption
+parameter (an interval *delta*: `active_energy_delta`, `gas_volume_delta`,
+`water_volume_delta`…). `start_date` is the inclusive start of the period, `end_date` the
+exclusive end, both ISO 8601 in UTC. Mapping onto Scaler's fields: `value` is the reading's
+value in `unit`; `redelivery` is the export register of the same period (for
+`active_energy_delta`, the `exported_active_energy_delta` reading at the same start);
+`production` repeats `value` on meters of subtype *On-site Renewable Electricity* and is null
+elsewhere; `cost`, `currency` (ISO 4217) and `estimated` are the reading's own."""
+
+
+class UsageSerializer(serializers.Serializer):
+    meter = serializers.CharField(help_text="The meter's external_id.")
+    parameter = serializers.CharField(help_text="Parameter key, e.g. active_energy_delta.")
+    start_date = serializers.DateTimeField(help_text="Inclusive period start.")
+    end_date = serializers.DateTimeField(help_text="Exclusive period end.")
+    value = serializers.FloatField()
+    unit = serializers.CharField()
+    redelivery = serializers.FloatField(allow_null=True,
+                                        help_text="Exported to the grid in the same period.")
+    production = serializers.FloatField(allow_null=True,
+                                        help_text="Produced on site (renewable meters).")
+    cost = serializers.FloatField(allow_null=True)
+    currency = serializers.CharField(allow_null=True, help_text="ISO 4217, set with cost.")
+    estimated = serializers.BooleanField()
+
+
+class ReadingOutputSerializer(serializers.Serializer):
+    meter = serializers.CharField(help_text="The meter's external_id.")
+    parameter = serializers.CharField(help_text="Parameter key, e.g. active_energy.")
+    timestamp = serializers.DateTimeField()
+    value = serializers.FloatField(help_text="Meter index (cumulative) or instant value.")
+    unit = serializers.CharField()
+    estimated = serializers.BooleanField()
+
+
+def page_serializer(item: type[serializers.Serializer], name: str):
+    return type(name, (serializers.Serializer,), {
+        "results": item(many=True),
+        "next": serializers.URLField(allow_null=True, help_text="Next page; null at the end."),
+        "previous": serializers.URLField(allow_null=True),
+        "next_cursor": serializers.CharField(
+            allow_null=True,
+            help_text="Opaque position after this page: pass it as `cursor` to continue, now "
+                      "or in a later pull (incremental sync)."),
+    })
+
+
+AssetPageSerializer = page_serializer(AssetOutputSerializer, "AssetPage")
+MeterPageSerializer = page_serializer(MeterOutputSerializer, "MeterPage")
+UsagePageSerializer = page_serializer(UsageSerializer, "UsagePage")
+ReadingPageSerializer = page_serializer(ReadingOutputSerializer, "ReadingPage")
+
+
+class ReadingItemSerializer(serializers.Serializer):
+    """One pushed reading (documentation; the core ingest validates each record)."""
+
+    meter = serializers.CharField(help_text="external_id of a meter of the deployment.")
+    parameter = serializers.CharField(
+        help_text="Parameter key: active_energy (index), active_energy_delta (interval), "
+                  "exported_active_energy_delta (redelivery), active_power, temperature…")
+    ts = serializers.DateTimeField(help_text="Instant, or period start; with an offset.")
+    value = serializers.FloatField()
+    period_end = serializers.DateTimeField(required=False, allow_null=True,
+                                           help_text="Interval parameters only.")
+    estimated = serializers.BooleanField(required=False, default=False)
+    quality = serializers.ChoiceField(choices=[0, 1, 2], required=False,
+                                      help_text="0 good, 1 suspect, 2 bad.")
+    cost = serializers.FloatField(required=False, allow_null=True)
+    currency = serializers.CharField(required=False, allow_blank=True, max_length=3,
+                                     help_text="ISO 4217; required with cost.")
+
+
+class ReadingBatchSerializer(serializers.Serializer):
+    readings = serializers.ListField(
+        child=serializers.JSONField(), allow_empty=False,
+        max_length=settings.PARTNER_API_MAX_BATCH,
+        help_text=f"Up to {settings.PARTNER_API_MAX_BATCH:,} readings.")
+
+
+class ReadingBatchDocSerializer(serializers.Serializer):
+    readings = ReadingItemSerializer(many=True)
+
+
+class RejectionSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position in the request's readings list.")
+    reason = serializers.CharField()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    accepted = serializers.IntegerField(help_text="inserted + updated + unchanged.")
+    inserted = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    duplicates = serializers.IntegerField(help_text="Repeats in the batch; the last wins.")
+    rejected = serializers.IntegerField(help_text="Quarantined; see rejections.")
+    rejections = RejectionSerializer(many=True)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField(help_text="Stable machine-readable code.")
+    message = serializers.CharField(help_text="What went wrong and what to do.")
+    fields = serializers.DictField(required=False,
+                                   help_text="Field → messages, on validation errors.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

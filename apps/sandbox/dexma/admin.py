@@ -1,0 +1,39 @@
+from django.contrib import admin
+
+from apps.sandbox.dexma.models import (
+    AppToken,
+    PlatformDatasource,
+    PlatformDeployment,
+    PlatformDevice,
+    PlatformSession,
+)
+
+
+@admin.register(PlatformDeployment)
+class PlatformDeploymentAdmin(admin.ModelAdmin):
+    list_display = ("dep_id", "name")
+
+
+@admin.register(AppToken)
+class AppTokenAdmin(admin.ModelAdmin):
+    """The simulated rate budgets: lower the limits here to watch the hub back off."""
+
+    list_display = ("app_id", "deployment", "hour_limit", "hour_used", "day_limit", "day_used")
+    fields = ("app_id", "deployment", "hour_limit", "day_limit", "hour_used", "hour_started",
+              "day_used", "day_started")
+
+
+@admin.register(PlatformDatasource)
+class PlatformDatasourceAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "deployment", "status", "type", "timezone")
+    exclude = ("source_token",)
+
+
+@admin.register(PlatformDevice)
+class PlatformDeviceAdmin(admin.ModelAdmin):
+    list_display = ("local_id", "name", "datasource", "status")
+
+
+@admin.register(PlatformSession)
+class PlatformSessionAdmin(admin.ModelAdmin):
+    list_display = ("session_id", "deployment", "user_name")

@@ -1,0 +1,118 @@
+"""State of the simulated DEXMA platform: accounts, app tokens with their rate budgets,
+datasources, devices and user sessions."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+def new_token(length: int = 20) -> str:
+    """DEXMA tokens are 20-character keys."""
+    return secrets.token_hex(length)[:length]
+
+
+class PlatformDeployment(models.Model):
+    dep_id = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.dep_id
+
+
+class TempToken(models.Model):
+    """Issued when a user clicks "install"; traded once for the permanent token."""
+
+    deployment = models.ForeignKey(PlatformDeployment, on_delete=models.CASCADE)
+    app_id = models.CharField(max_length=64)
+    token = models.CharField(max_length=40, unique=True, default=new_token)
+    used = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"temp token for {self.deployment_id}"
+
+
+def _hour_limit() -> int:
+    return getattr(settings, "SANDBOX_DEXMA_HOUR_LIMIT", 1000)
+
+
+def _day_limit() -> int:
+    return getattr(settings, "SANDBOX_DEXMA_DAY_LIMIT", 10000)
+
+
+class AppToken(models.Model):
+    """The permanent x-dexcell-token of one app in one deployment, with its budget."""
+
+    deployment = models.ForeignKey(PlatformDeployment, on_delete=models.CASCADE)
+    app_id = models.CharField(max_length=64)
+    token = models.CharField(max_length=40, unique=True, default=new_token)
+    hour_limit = models.PositiveIntegerField(default=_hour_limit)
+    day_limit = models.PositiveIntegerField(default=_day_limit)
+    hour_used = models.PositiveIntegerField(default=0)
+    hour_started = models.DateTimeField(null=True, blank=True)
+    day_used = models.PositiveIntegerField(default=0)
+    day_started = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.app_id}@{self.deployment}"
+
+
+class PlatformDatasource(models.Model):
+    deployment = models.ForeignKey(PlatformDeployment, on_delete=models.CASCADE,
+                                   related_name="datasources")
+    app_id = models.CharField(max_length=64)
+    key = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=32, default="VIRTUAL")
+    timezone = models.CharField(max_length=64, default="UTC")
+    status = models.CharField(max_length=16, default="ENABLED")
+    source_token = models.CharField(max_length=40, default=new_token)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def as_json(self) -> dict:
+        return {"id": self.pk, "key": self.key, "name": self.name, "type": self.type,
+                "timezone": self.timezone, "status": self.status}
+
+
+class PlatformDevice(models.Model):
+    datasource = models.ForeignKey(PlatformDatasource, on_delete=models.CASCADE,
+                                   related_name="devices")
+    local_id = models.CharField(max_length=25)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, default="PENDING")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["datasource", "local_id"],
+                                    name="sandbox_dexma_device_unique_did"),
+        ]
+
+    def __str__(self) -> str:
+        return self.local_id
+
+    def as_json(self) -> dict:
+        return {"id": self.pk, "local_id": self.local_id, "name": self.name,
+                "description": self.description, "status": self.status,
+                "datasource": {"id": self.datasource_id}}
+
+
+class PlatformSession(models.Model):
+    """A user's session in the platform UI (what `session_id` points at)."""
+
+    deployment = models.ForeignKey(PlatformDeployment, on_delete=models.CASCADE)
+    session_id = models.CharField(max_length=40, unique=True, default=new_token)
+    user_name = models.CharField(max_length=200)
+    user_email = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return f"{self.user_name} @ {self.deployment_id}"

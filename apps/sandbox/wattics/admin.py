@@ -1,0 +1,41 @@
+from django.contrib import admin
+
+from apps.sandbox.wattics.models import (
+    CollectorAccount,
+    CollectorFault,
+    CollectorMeter,
+    CollectorPacket,
+)
+
+
+@admin.register(CollectorAccount)
+class CollectorAccountAdmin(admin.ModelAdmin):
+    list_display = ("username", "auto_register")
+    exclude = ("password_sha256",)
+
+
+@admin.register(CollectorMeter)
+class CollectorMeterAdmin(admin.ModelAdmin):
+    list_display = ("meter_id", "account", "kind", "last_ts", "accepted", "discarded")
+    search_fields = ("meter_id",)
+    readonly_fields = ("last_ts", "last_packet", "accepted", "discarded")
+
+
+@admin.register(CollectorPacket)
+class CollectorPacketAdmin(admin.ModelAdmin):
+    list_display = ("meter", "ts", "discarded", "received_at")
+    list_filter = ("discarded",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CollectorFault)
+class CollectorFaultAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "enabled", "meter_id", "status", "delay_ms", "remaining", "hits")
+    list_editable = ("enabled",)
+    list_display_links = ("__str__",)

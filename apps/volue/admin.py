@@ -1,0 +1,262 @@
+"""Volue in the ops console: customers with their meters and resources, the webhook, events
+with their targets and curves, and the EnergyUsage reports with what is missing."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from apps.core.http import HubHTTPError
+from apps.volue import services
+from apps.volue.client import volue_client
+from apps.volue.models import (
+    EnergyReport,
+    Event,
+    EventTarget,
+    Notification,
+    VolueCustomer,
+    VolueMeter,
+    VolueResource,
+    WebhookSubscription,
+)
+
+CHART_MEDIA = {"css": {"all": ["volue/admin.css"]}, "js": ["volue/event_chart.js"]}
+
+
+def _pretty(value: object) -> str:
+    return format_html("<pre class=\"volue-json\">{}</pre>",
+                       json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+class VolueMeterInline(admin.TabularInline):
+    model = VolueMeter
+    extra = 0
+    fields = ("device", "meter_point_id", "meter_number", "location_type", "remote_id",
+              "registered_at", "removed_at")
+    readonly_fields = ("remote_id", "registered_at", "removed_at")
+    raw_id_fields = ("device",)
+
+
+class VolueResourceInline(admin.TabularInline):
+    model = VolueResource
+    extra = 0
+    fields = ("kind", "resource_id", "resource_type", "metadata", "meter", "device",
+              "is_active", "registered_at", "removed_at")
+    readonly_fields = ("registered_at", "removed_at")
+    raw_id_fields = ("device",)
+
+
+@admin.register(VolueCustomer)
+class VolueCustomerAdmin(admin.ModelAdmin):
+    list_display = ("name", "deployment", "key", "remote_user_id", "eligible", "is_active",
+                    "last_synced_at", "has_error")
+    list_filter = ("is_active", "eligible", "deployment")
+    search_fields = ("name", "key", "remote_user_id", "deployment__slug")
+    filter_horizontal = ("sites",)
+    readonly_fields = ("remote_user_id", "eligible", "eligibility_updated_at", "removed_at",
+                       "last_synced_at", "last_error")
+    inlines = (VolueMeterInline, VolueResourceInline)
+    actions = ("sync_now",)
+
+    @admin.display(boolean=True, description="error")
+    def has_error(self, obj: VolueCustomer) -> bool:
+        return bool(obj.last_error)
+
+    @admin.action(description="Register on Volue now")
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[VolueCustomer]) -> None:
+        client = volue_client()
+        for customer in queryset.select_related("deployment"):
+            try:
+                result = services.customer_sync(customer=customer, client=client)
+            except HubHTTPError as exc:
+                self.message_user(request, f"{customer}: {exc}", messages.ERROR)
+                continue
+            level = messages.WARNING if result.errors else messages.SUCCESS
+            self.message_user(request, f"{customer}: {result.counts()}", level)
+
+
+@admin.register(VolueResource)
+class VolueResourceAdmin(admin.ModelAdmin):
+    list_display = ("resource_id", "resource_type", "kind", "customer", "meter", "device",
+                    "is_active", "registered_at")
+    list_filter = ("kind", "resource_type", "is_active")
+    search_fields = ("resource_id", "customer__name")
+    raw_id_fields = ("device",)
+    readonly_fields = ("registered_at", "removed_at")
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("name", "url", "remote_id", "is_active", "updated_at")
+    fields = ("name", "url", "notification_types", "remote_id", "is_active", "created_at",
+              "updated_at")
+    readonly_fields = ("url", "notification_types", "remote_id", "created_at", "updated_at")
+    actions = ("subscribe_now", "catch_up_now")
+
+    @admin.action(description="Subscribe (or update) the webhook on Volue now")
+    def subscribe_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        try:
+            subscription = services.subscription_ensure(client=volue_client())
+        except HubHTTPError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"Subscribed as {subscription.remote_id}")
+
+    @admin.action(description="Catch up on events now (GET /events)")
+    def catch_up_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        try:
+            result = services.events_catch_up(client=volue_client())
+        except HubHTTPError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"{result.recorded} new of {result.seen} events read")
+
+
+class EventTargetInline(admin.TabularInline):
+    model = EventTarget
+    extra = 0
+    can_delete = False
+    fields = ("location_id", "meter_point_id", "resource_id", "resolution", "matched_meter",
+              "matched_resource", "limits")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="power limits (kW)")
+    def limits(self, obj: EventTarget) -> str:
+        values = [p.get("maxPowerInKiloWatts") for p in obj.points or []]
+        return ", ".join(str(v) for v in values[:12]) + (" …" if len(values) > 12 else "")
+
+
+def event_series(event: Event) -> list[dict]:
+    """The curves an event carries, as chart series: prices, or power limits per target."""
+    if event.payload_type == "PriceCurve":
+        curve = event.payload.get("priceCurveDelta") or {}
+        unit = f"{curve.get('currency', '')}/{curve.get('energyUnit', 'kWh')}"
+        points = [[p.get("timestamp"), p.get("price")] for p in curve.get("points") or []]
+        return [{"label": f"price ({unit})", "points": points}]
+    series = []
+    for target in event.targets.all():
+        label = target.resource_id or target.meter_point_id or target.location_id
+        points = [[p.get("timestamp"), p.get("maxPowerInKiloWatts")] for p in target.points]
+        if points:
+            series.append({"label": f"{label} max kW", "points": points})
+    return series
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "payload_type", "created_at_remote", "source", "window_start",
+                    "window_end", "target_count", "report_states")
+    list_filter = ("payload_type", "source")
+    search_fields = ("event_id", "targets__meter_point_id", "targets__resource_id")
+    date_hierarchy = "created_at_remote"
+    readonly_fields = ("event_id", "payload_type", "created_at_remote", "source", "window_start",
+                       "window_end", "received_at", "processed_at", "process_error", "chart",
+                       "payload_pretty")
+    exclude = ("payload",)
+    inlines = (EventTargetInline,)
+
+    class Media:
+        css = CHART_MEDIA["css"]
+        js = CHART_MEDIA["js"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
+        return super().get_queryset(request).prefetch_related("targets", "reports")
+
+    @admin.display(description="targets")
+    def target_count(self, obj: Event) -> int:
+        return len(obj.targets.all())
+
+    @admin.display(description="reports")
+    def report_states(self, obj: Event) -> str:
+        return ", ".join(r.get_state_display() for r in obj.reports.all()) or "—"
+
+    @admin.display(description="curve")
+    def chart(self, obj: Event) -> str:
+        series = event_series(obj)
+        if not series:
+            return "—"
+        # Data only: the chart is drawn by static/volue/event_chart.js (the CSP forbids
+        # inline scripts).
+        return format_html('<div class="volue-chart" data-series="{}"></div>',
+                           json.dumps(series))
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: Event) -> str:
+        return _pretty(obj.payload)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("notification_id", "notification_type", "event_id", "sent_at",
+                    "received_at", "processed_at")
+    list_filter = ("notification_type",)
+    search_fields = ("notification_id", "event_id")
+    readonly_fields = ("notification_id", "event_id", "notification_type", "sent_at",
+                       "received_at", "processed_at", "body_pretty")
+    exclude = ("body",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="body")
+    def body_pretty(self, obj: Notification) -> str:
+        return _pretty(obj.body)
+
+
+@admin.register(EnergyReport)
+class EnergyReportAdmin(admin.ModelAdmin):
+    list_display = ("event", "customer", "state", "delivery", "missing_short", "checked_at")
+    list_filter = ("state",)
+    search_fields = ("event__event_id", "customer__name")
+    readonly_fields = ("event", "customer", "state", "missing", "delivery", "checked_at",
+                       "created_at", "hours", "payload_pretty")
+    exclude = ("payload", "batch")
+    actions = ("plan_now",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="delivery")
+    def delivery(self, obj: EnergyReport) -> str:
+        batch = obj.batch
+        if batch is None:
+            return "—"
+        return f"{batch.get_state_display()} (attempts {batch.attempts}, last {batch.last_status})"
+
+    @admin.display(description="missing")
+    def missing_short(self, obj: EnergyReport) -> str:
+        return obj.missing.splitlines()[0] if obj.missing else ""
+
+    @admin.display(description="energy per hour (kWh)")
+    def hours(self, obj: EnergyReport) -> str:
+        rows = [
+            (payload.get("resourceId"), point["timestamp"], point["kiloWattHours"])
+            for payload in (obj.payload or {}).get("payloads", [])
+            for point in payload.get("points", [])
+        ]
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><tr><th>target</th><th>hour (UTC)</th><th>kWh</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    @admin.display(description="payload sent")
+    def payload_pretty(self, obj: EnergyReport) -> str:
+        return _pretty(obj.payload) if obj.payload else "—"
+
+    @admin.action(description="Re-check data and queue the complete ones now")
+    def plan_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = services.reports_plan()
+        self.message_user(request, f"queued {result.queued}, waiting {result.waiting}, "
+                                   f"flagged {result.flagged}")

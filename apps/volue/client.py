@@ -1,0 +1,411 @@
+"""Volue Energy Coordination's wire format, and nothing else.
+
+Registration follows the October 2023 quickstart (seed 004): `POST /users`,
+`/users/{userId}/vehicles`, `/users/{userId}/meters`, `/users/{userId}/resources`. Webhooks,
+`/events` and `/reports` follow the partner OpenAPI (January 2026). The rest of the app speaks
+the dataclasses below, so moving meters to the newer locations API changes only this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from apps.core.http import ApiClient, ClientCredentialsAuth, PermanentError, response_json
+
+SIGNATURE_HEADER = "X-Payload-Signature"
+NOTIFICATION_TYPES = (
+    "PriceCurveCreated", "UserEligibilityUpdated", "LocationLPCRequested",
+    "ResourceLPCRequested", "LPCReservationCreated",
+)
+PAYLOAD_TYPES = ("PriceCurve", "UserEligibility", "LocationLPC", "ResourceLPC", "LPCReservation")
+# Events asking for flexibility over some hours; the platform compensates from our reports.
+REPORTABLE_TYPES = ("PriceCurve", "LocationLPC", "ResourceLPC", "LPCReservation")
+HOUR = dt.timedelta(hours=1)
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?$")
+
+
+class MalformedPayload(ValueError):
+    """A notification or event the platform sent does not follow the documented shape."""
+
+
+# --- registration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MeterIn:
+    meter_point_id: str
+    meter_number: str
+    location_type: str
+    street: str = ""
+    city: str = ""
+    zip_code: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+    def body(self) -> dict[str, Any]:
+        location = None
+        if self.latitude is not None and self.longitude is not None:
+            location = {"latitude": self.latitude, "longitude": self.longitude}
+        return {
+            "address": {"street": self.street, "city": self.city, "zipCode": self.zip_code},
+            "location": location,
+            "meterPointId": self.meter_point_id,
+            "meterNumber": self.meter_number,
+            "locationType": self.location_type,
+        }
+
+    def fingerprint(self) -> str:
+        raw = json.dumps(self.body(), sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceIn:
+    resource_id: str
+    resource_type: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    vehicle: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteMeter:
+    meter_id: str
+    meter_point_id: str
+
+
+def is_conflict(exc: PermanentError) -> bool:
+    """The platform already has what we tried to create (a retry after a lost answer)."""
+    return exc.status_code == 409
+
+
+def is_gone(exc: PermanentError) -> bool:
+    return exc.status_code == 404
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetIn:
+    location_id: str = ""
+    meter_point_id: str = ""
+    resource_id: str = ""
+    resolution: str = ""
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    event_id: str
+    created_at: dt.datetime | None
+    payload_type: str
+    payload: dict[str, Any]
+    targets: list[TargetIn]
+    window_start: dt.datetime | None = None
+    window_end: dt.datetime | None = None
+    # UserEligibility
+    added_users: list[str] = field(default_factory=list)
+    removed_users: list[str] = field(default_factory=list)
+    last_updated: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationIn:
+    notification_id: str
+    notification_type: str
+    sent_at: dt.datetime | None
+    event: EventIn
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventsPage:
+    events: list[EventIn]
+    next_page: int | None
+    malformed: list[str] = field(default_factory=list)
+
+
+def signature_of(body: bytes, secret: str) -> str:
+    """`X-Payload-Signature`: Base64 of the HMAC-SHA256 of the raw body under the secret."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def signature_valid(body: bytes, signature: str, secrets: Iterable[str]) -> bool:
+    """Whether `signature` signs `body` under one of `secrets`, compared in constant time."""
+    given = signature.strip().encode()
+    ok = False
+    for secret in secrets:  # every secret is tried, so timing says nothing about which
+        ok |= hmac.compare_digest(given, signature_of(body, secret).encode())
+    return ok
+
+
+def timestamp_parse(value: Any, what: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise MalformedPayload(f"{what} must be an ISO 8601 timestamp, not {value!r}")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise MalformedPayload(f"{what} is not an ISO 8601 timestamp: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise MalformedPayload(f"{what} has no offset: {value!r}")
+    return parsed.astimezone(dt.UTC)
+
+
+def timespan_parse(value: str) -> dt.timedelta:
+    """A .NET time span ("01:00:00", "1.00:00:00") as a timedelta."""
+    match = _TIMESPAN.match(value or "")
+    if not match:
+        raise MalformedPayload(f"resolution is not a time span like 01:00:00: {value!r}")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    span = dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if span <= dt.timedelta(0):
+        raise MalformedPayload(f"resolution must be positive: {value!r}")
+    return span
+
+
+def _window(points: Sequence[tuple[dt.datetime, dt.timedelta]]) -> tuple[
+    dt.datetime | None, dt.datetime | None
+]:
+    if not points:
+        return None, None
+    return min(ts for ts, _ in points), max(ts + step for ts, step in points)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def event_parse(event_id: Any, created_at: Any, payload: Any) -> EventIn:
+    """An event (from a notification or from GET /events) in the hub's terms."""
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedPayload("the event has no id")
+    if not isinstance(payload, dict) or payload.get("payloadType") not in PAYLOAD_TYPES:
+        kind = payload.get("payloadType") if isinstance(payload, dict) else None
+        raise MalformedPayload(f"event {event_id}: unknown payloadType {kind!r}")
+    kind = payload["payloadType"]
+    created = timestamp_parse(created_at, "createdAt") if created_at else None
+    if kind == "UserEligibility":
+        added, removed = payload.get("addedUsers"), payload.get("removedUsers")
+        if not isinstance(added, list) or not isinstance(removed, list):
+            raise MalformedPayload(f"event {event_id}: addedUsers/removedUsers must be lists")
+        return EventIn(
+            event_id=event_id, created_at=created, payload_type=kind, payload=payload,
+            targets=[], added_users=[str(u) for u in added],
+            removed_users=[str(u) for u in removed],
+            last_updated=timestamp_parse(payload.get("lastUpdated"), "lastUpdated"),
+        )
+    raw_targets = payload.get("targets")
+    if not isinstance(raw_targets, list):
+        raise MalformedPayload(f"event {event_id}: targets must be a list")
+    spans: list[tuple[dt.datetime, dt.timedelta]] = []
+    targets = []
+    for raw in raw_targets:
+        if not isinstance(raw, dict):
+            raise MalformedPayload(f"event {event_id}: a target is not an object")
+        points = raw.get("points") or []
+        resolution = _text(raw.get("resolution"))
+        if points:
+            step = timespan_parse(resolution) if resolution else HOUR
+            for point in points:
+                if not isinstance(point, dict):
+                    raise MalformedPayload(f"event {event_id}: a point is not an object")
+                spans.append((timestamp_parse(point.get("timestamp"), "point timestamp"), step))
+        targets.append(TargetIn(
+            location_id=_text(raw.get("locationId")),
+            meter_point_id=_text(raw.get("meterPointId")),
+            resource_id=_text(raw.get("resourceId")),
+            resolution=resolution,
+            points=list(points),
+        ))
+    if kind == "PriceCurve":
+        curve = payload.get("priceCurveDelta")
+        if not isinstance(curve, dict) or not isinstance(curve.get("points"), list):
+            raise MalformedPayload(f"event {event_id}: priceCurveDelta.points is missing")
+        resolution = _text(curve.get("resolution"))
+        step = timespan_parse(resolution) if resolution else HOUR
+        for point in curve["points"]:
+            if not isinstance(point, dict):
+                raise MalformedPayload(f"event {event_id}: a price point is not an object")
+            spans.append((timestamp_parse(point.get("timestamp"), "price timestamp"), step))
+    start, end = _window(spans)
+    return EventIn(
+        event_id=event_id, created_at=created, payload_type=kind, payload=payload,
+        targets=targets, window_start=start, window_end=end,
+    )
+
+
+def notification_parse(body: bytes) -> NotificationIn:
+    """A webhook body (`EventNotification`); `MalformedPayload` if it is not one."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedPayload(f"the body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedPayload("the body is not a JSON object")
+    required = ("notificationId", "eventId", "eventCreatedAtUtc", "notificationSentUtc",
+                "notificationType", "payload")
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise MalformedPayload(f"missing {', '.join(missing)}")
+    notification_id = data["notificationId"]
+    if not isinstance(notification_id, str) or not notification_id:
+        raise MalformedPayload("notificationId must be a non-empty string")
+    if data["notificationType"] not in NOTIFICATION_TYPES:
+        raise MalformedPayload(f"unknown notificationType {data['notificationType']!r}")
+    event = event_parse(data["eventId"], data["eventCreatedAtUtc"], data["payload"])
+    return NotificationIn(
+        notification_id=notification_id,
+        notification_type=data["notificationType"],
+        sent_at=timestamp_parse(data["notificationSentUtc"], "notificationSentUtc"),
+        event=event,
+        body=data,
+    )
+
+
+# --- reports -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyUsageIn:
+    """Energy used per hour by one target over an event's hours (UTC hour starts, kWh)."""
+
+    resource_id: str
+    location_id: str
+    meter_point_id: str
+    hours: list[tuple[dt.datetime, float]]
+
+
+def report_body(*, event_id: str, usages: Sequence[EnergyUsageIn]) -> dict[str, Any]:
+    """`POST /reports` body: one `EnergyUsage` payload per target, hourly resolution."""
+    return {
+        "eventId": event_id,
+        "payloads": [
+            {
+                "payloadType": "EnergyUsage",
+                # resourceId is required by the schema; a whole-meter target reports its
+                # location id there, as the platform's own examples for LPC acks do.
+                "resourceId": usage.resource_id or usage.location_id,
+                "locationId": usage.location_id or None,
+                "meterPointId": usage.meter_point_id or None,
+                "resolution": "01:00:00",
+                "points": [
+                    {"timestamp": ts.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+                     "kiloWattHours": round(kwh, 6)}
+                    for ts, kwh in usage.hours
+                ],
+            }
+            for usage in usages
+        ],
+    }
+
+
+# --- the client --------------------------------------------------------------------------
+
+
+class VolueClient:
+    """One method per endpoint; answers come back as the dataclasses above."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    def user_create(self, *, user_id: str) -> str:
+        answer = response_json(self.api.post("users", json={"userId": user_id}))
+        return str(answer.get("userId") or user_id)
+
+    def user_delete(self, *, user_id: str) -> None:
+        self.api.delete(f"users/{user_id}")
+
+    def meter_create(self, *, user_id: str, meter: MeterIn) -> str:
+        answer = response_json(self.api.post(f"users/{user_id}/meters", json=meter.body()))
+        meter_id = answer.get("meterId") if isinstance(answer, dict) else None
+        if not meter_id:
+            raise PermanentError(
+                f"POST users/{user_id}/meters answered without a meterId: {answer!r}; "
+                "the platform's API may have changed"
+            )
+        return str(meter_id)
+
+    def meters_list(self, *, user_id: str) -> list[RemoteMeter]:
+        answer = response_json(self.api.get(f"users/{user_id}/meters"))
+        rows = answer.get("meters", []) if isinstance(answer, dict) else answer
+        return [
+            RemoteMeter(meter_id=str(row["meterId"]), meter_point_id=str(row.get("meterPointId")))
+            for row in rows or []
+            if isinstance(row, dict) and row.get("meterId")
+        ]
+
+    def meter_update(self, *, user_id: str, meter_id: str, meter: MeterIn) -> None:
+        self.api.put(f"users/{user_id}/meters/{meter_id}", json=meter.body())
+
+    def meter_delete(self, *, user_id: str, meter_id: str) -> None:
+        self.api.delete(f"users/{user_id}/meters/{meter_id}")
+
+    def resource_create(self, *, user_id: str, resource: ResourceIn) -> None:
+        metadata = {"resourceType": resource.resource_type, **resource.metadata}
+        if resource.vehicle:
+            body = {"vehicleId": resource.resource_id, "metadata": metadata}
+            self.api.post(f"users/{user_id}/vehicles", json=body)
+        else:
+            body = {"resourceId": resource.resource_id, "metadata": metadata}
+            self.api.post(f"users/{user_id}/resources", json=body)
+
+    def resource_delete(self, *, user_id: str, resource_id: str, vehicle: bool) -> None:
+        collection = "vehicles" if vehicle else "resources"
+        self.api.delete(f"users/{user_id}/{collection}/{resource_id}")
+
+    def webhook_create(self, *, name: str, url: str, secret: str, types: Sequence[str]) -> str:
+        body = {"name": name, "webhookSecret": secret, "webhookUrl": url,
+                "notificationTypes": list(types)}
+        answer = response_json(self.api.post("webhooks", json=body))
+        return str(answer["webhookId"])
+
+    def webhook_update(
+        self, *, webhook_id: str, name: str, url: str, secret: str, types: Sequence[str]
+    ) -> None:
+        body = {"name": name, "webhookSecret": secret, "webhookUrl": url,
+                "notificationTypes": list(types)}
+        self.api.put(f"webhooks/{webhook_id}", json=body)
+
+    def webhook_delete(self, *, webhook_id: str) -> None:
+        self.api.delete(f"webhooks/{webhook_id}")
+
+    def events_page(self, *, page: int = 1, page_size: int = 100) -> EventsPage:
+        """One page of GET /events, newest first (the platform caps pageSize at 1000)."""
+        params = {"page": page, "pageSize": min(page_size, 1000)}
+        answer = response_json(self.api.get("events", params=params))
+        events, malformed = [], []
+        for row in answer.get("events") or []:
+            try:
+                events.append(event_parse(row.get("id"), row.get("createdAt"), row.get("payload")))
+            except (MalformedPayload, AttributeError) as exc:
+                malformed.append(f"{row.get('id') if isinstance(row, dict) else row!r}: {exc}")
+        next_page = (answer.get("pagination") or {}).get("nextPage")
+        return EventsPage(
+            events=events, next_page=int(next_page) if next_page else None, malformed=malformed
+        )
+
+    def report_send(self, *, body: dict[str, Any]) -> str:
+        """POST /reports; the platform's report id."""
+        answer = response_json(self.api.post("reports", json=body))
+        return str(answer.get("id", "")) if isinstance(answer, dict) else ""
+
+
+def volue_client(**api_options: Any) -> VolueClient:
+    """The client configured from settings; tokens are shared by every worker via the cache."""
+    auth = ClientCredentialsAuth(
+        settings.VOLUE_AUTH_URL, settings.VOLUE_CLIENT_ID, settings.VOLUE_CLIENT_SECRET,
+        **{k: api_options[k] for k in ("clock", "sleep") if k in api_options},
+    )
+    options = {"max_retries": 2, "backoff_base": 0.5, "max_wait": 30, **api_options}
+    return VolueClient(ApiClient(settings.VOLUE_API_URL, name="volue", auth=auth, **options))

@@ -1,0 +1,156 @@
+"""EnergyUsage reports: planned once an event's hours are over and the data is complete,
+then sent through the core delivery outbox (recorded before sending, retried until accepted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.core.models import Device, OutboundBatch
+from apps.core.services import Outcome, batch_enqueue, link_get_or_create, outbox_dispatch
+from apps.core.services.outbox import DispatchResult
+from apps.volue.client import REPORTABLE_TYPES, EnergyUsageIn, VolueClient, report_body
+from apps.volue.models import EnergyReport, Event, EventTarget, VolueCustomer, VolueMeter
+from apps.volue.selectors import hourly_energy
+
+logger = logging.getLogger(__name__)
+PLATFORM = "volue"
+# Events older than this are no longer re-checked (a flagged report stays visible in the admin).
+REPORT_LOOKBACK = dt.timedelta(days=14)
+
+
+@dataclass(slots=True)
+class PlanResult:
+    queued: int = 0
+    waiting: int = 0
+    flagged: int = 0
+
+
+def _customer_of(target: EventTarget) -> VolueCustomer | None:
+    if target.matched_resource is not None:
+        return target.matched_resource.customer
+    return target.matched_meter.customer if target.matched_meter is not None else None
+
+
+def _meter_of(target: EventTarget) -> VolueMeter | None:
+    resource = target.matched_resource
+    return target.matched_meter or (resource.meter if resource is not None else None)
+
+
+def _device_of(target: EventTarget) -> Device | None:
+    if target.matched_resource is not None and target.matched_resource.device is not None:
+        return target.matched_resource.device  # a sub-meter of the resource itself
+    meter = _meter_of(target)
+    return meter.device if meter is not None else None
+
+
+def _usages(event: Event, targets: list[EventTarget]) -> tuple[list[EnergyUsageIn], list[str]]:
+    usages, missing = [], []
+    for target in targets:
+        meter = _meter_of(target)
+        label = target.resource_id or (meter.meter_point_id if meter else target.location_id)
+        device = _device_of(target)
+        if device is None:
+            missing.append(f"{label}: no hub device measures it any more")
+            continue
+        energy = hourly_energy(device=device, start=event.window_start, end=event.window_end)
+        if not energy.complete:
+            missing.append(f"{label} ({device.external_id}): {energy.missing_text()}")
+            continue
+        usages.append(EnergyUsageIn(
+            resource_id=target.resource_id,
+            location_id=target.location_id or (meter.remote_id if meter else ""),
+            meter_point_id=target.meter_point_id or (meter.meter_point_id if meter else ""),
+            hours=energy.hours,
+        ))
+    return usages, missing
+
+
+def report_plan(
+    *, event: Event, customer: VolueCustomer, targets: list[EventTarget], now: dt.datetime
+) -> EnergyReport:
+    """Queue the customer's report of `event` if its data is complete; else wait or flag."""
+    report, _ = EnergyReport.objects.get_or_create(event=event, customer=customer)
+    if report.state == EnergyReport.State.QUEUED:
+        return report
+    usages, missing = _usages(event, targets)
+    report.checked_at = now
+    if missing:
+        deadline = event.window_end + dt.timedelta(hours=settings.VOLUE_REPORT_DEADLINE_HOURS)
+        report.state = (EnergyReport.State.FLAGGED if now >= deadline
+                        else EnergyReport.State.WAITING)
+        report.missing = "\n".join(missing)
+        report.save(update_fields=["state", "missing", "checked_at"])
+        return report
+    body = report_body(event_id=event.event_id, usages=usages)
+    with transaction.atomic():
+        link = link_get_or_create(
+            platform=PLATFORM, name=f"{customer.deployment.slug} reports",
+            deployment=customer.deployment, ordered=False,
+        )
+        report.batch = batch_enqueue(
+            link=link, payload=body, item_count=len(usages),
+            key=f"{PLATFORM}:{link.pk}:report:{event.event_id}:{customer.pk}",
+        )
+        report.state, report.payload, report.missing = EnergyReport.State.QUEUED, body, ""
+        report.save(update_fields=["state", "payload", "missing", "checked_at", "batch"])
+    return report
+
+
+def reports_plan(*, now: dt.datetime | None = None) -> PlanResult:
+    """Plan reports for every finished event whose targets the hub meters."""
+    now = now or timezone.now()
+    result = PlanResult()
+    done = EnergyReport.objects.filter(state=EnergyReport.State.QUEUED)
+    events = (
+        Event.objects.filter(
+            payload_type__in=REPORTABLE_TYPES, window_end__lte=now,
+            window_end__gte=now - REPORT_LOOKBACK,
+        )
+        .filter(Q(targets__matched_meter__isnull=False)
+                | Q(targets__matched_resource__isnull=False))
+        .distinct()
+    )
+    for event in events:
+        by_customer: dict[int, list[EventTarget]] = defaultdict(list)
+        customers: dict[int, VolueCustomer] = {}
+        targets = event.targets.select_related(
+            "matched_meter__device", "matched_meter__customer__deployment",
+            "matched_resource__device", "matched_resource__meter__device",
+            "matched_resource__customer__deployment",
+        )
+        for target in targets:
+            customer = _customer_of(target)
+            if customer is not None:
+                customers[customer.pk] = customer
+                by_customer[customer.pk].append(target)
+        for pk, customer_targets in by_customer.items():
+            if done.filter(event=event, customer_id=pk).exists():
+                continue
+            report = report_plan(event=event, customer=customers[pk],
+                                 targets=customer_targets, now=now)
+            result.queued += report.state == EnergyReport.State.QUEUED
+            result.waiting += report.state == EnergyReport.State.WAITING
+            result.flagged += report.state == EnergyReport.State.FLAGGED
+    return result
+
+
+def report_send(*, batch: OutboundBatch, client: VolueClient) -> Outcome:
+    """Send one queued report; errors become the outbox's retries (5xx) or dead letters."""
+    report_id = client.report_send(body=batch.payload)
+    return Outcome(ok=True, status=200, body=f"report id {report_id}")
+
+
+def reports_dispatch(*, client: VolueClient, limit: int = 50) -> DispatchResult:
+    return outbox_dispatch(
+        send=lambda batch: report_send(batch=batch, client=client), platform=PLATFORM,
+        limit=limit,
+    )

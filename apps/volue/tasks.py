@@ -1,0 +1,89 @@
+"""Thin Celery tasks: load by id, call a service. Periodic ones fan out per customer."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.core.locks import AlreadyRunning, single_flight
+from apps.core.services import run_logged
+from apps.volue import services
+from apps.volue.client import volue_client
+from apps.volue.models import Notification, VolueCustomer
+from apps.volue.selectors import customers_to_sync
+
+LOCK_TTL = 900
+
+
+@shared_task(name="volue.sync")
+def sync() -> int:
+    """Keep the webhook subscribed and fan out one registration sync per customer."""
+    with run_logged(kind="volue.subscribe", target="Volue webhook") as run:
+        subscription = services.subscription_ensure(client=volue_client())
+        run.counts = {"webhook": subscription.remote_id}
+    ids = list(customers_to_sync().values_list("pk", flat=True))
+    for pk in ids:
+        customer_sync.delay(pk)
+    return len(ids)
+
+
+@shared_task(name="volue.customer_sync")
+def customer_sync(customer_id: int) -> dict:
+    customer = VolueCustomer.objects.select_related("deployment").get(pk=customer_id)
+    try:
+        with (
+            single_flight(f"volue.customer_sync:{customer_id}", ttl=LOCK_TTL),
+            run_logged(kind="volue.register", target=str(customer),
+                       deployment=customer.deployment) as run,
+        ):
+            result = services.customer_sync(customer=customer, client=volue_client())
+            run.counts = result.counts()
+            if result.errors:
+                run.status, run.error = "partial", "\n".join(result.errors)
+            return run.counts
+    except AlreadyRunning:
+        return {"skipped": "already running"}
+
+
+@shared_task(name="volue.notification_process")
+def notification_process(notification_id: int) -> str:
+    notification = Notification.objects.get(pk=notification_id)
+    if notification.processed_at is not None:
+        return "already processed"
+    return services.notification_process(notification=notification).event_id
+
+
+@shared_task(name="volue.events_catch_up")
+def events_catch_up() -> dict:
+    try:
+        with (
+            single_flight("volue.events_catch_up", ttl=LOCK_TTL),
+            run_logged(kind="volue.catch_up", target="GET /events") as run,
+        ):
+            result = services.events_catch_up(client=volue_client())
+            run.counts = {"seen": result.seen, "recorded": result.recorded,
+                          "pages": result.pages, "malformed": len(result.malformed)}
+            if result.malformed:
+                run.status, run.error = "partial", "\n".join(result.malformed)
+            return run.counts
+    except AlreadyRunning:
+        return {"skipped": "already running"}
+
+
+@shared_task(name="volue.reports_plan")
+def reports_plan() -> dict:
+    try:
+        with single_flight("volue.reports_plan", ttl=LOCK_TTL):
+            result = services.reports_plan()
+    except AlreadyRunning:
+        return {"skipped": "already running"}
+    if result.queued:
+        reports_dispatch.delay()
+    return {"queued": result.queued, "waiting": result.waiting, "flagged": result.flagged}
+
+
+@shared_task(name="volue.reports_dispatch")
+def reports_dispatch() -> dict:
+    with run_logged(kind="volue.report", target="POST /reports") as run:
+        result = services.reports_dispatch(client=volue_client())
+        run.counts = {"sent": result.sent, "failed": result.failed, "dead": result.dead}
+        return run.counts

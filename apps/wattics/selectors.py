@@ -1,0 +1,126 @@
+"""Reads: which credentials a stream uses, its backlog, its holes and cadence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import statistics
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from apps.core.models import Device, OutboundBatch, Reading
+from apps.wattics.models import WatticsAccount, WatticsChannel, WatticsStream
+
+BACKFILL_RUN_KIND = "wattics_backfill"
+LEVELS = ("device", "site", "deployment", "partner")  # most specific first
+OPEN = (OutboundBatch.State.PENDING, OutboundBatch.State.SENDING, OutboundBatch.State.RETRY)
+
+
+def account_for_device(*, device: Device) -> WatticsAccount | None:
+    """The most specific account covering the device: meter, site, end-user, partner."""
+    scope = (
+        Q(device_id=device.pk)
+        | Q(deployment_id=device.deployment_id)
+        | Q(partner__members__deployment_id=device.deployment_id)
+    )
+    if device.site_id:
+        scope |= Q(site_id=device.site_id)
+    accounts = list(WatticsAccount.objects.filter(scope).distinct())
+
+    def rank(account: WatticsAccount) -> int:
+        return next(i for i, level in enumerate(LEVELS) if getattr(account, f"{level}_id"))
+
+    return min(accounts, key=rank, default=None)
+
+
+def account_for_stream(*, stream: WatticsStream) -> WatticsAccount | None:
+    return account_for_device(device=stream.device)
+
+
+def streams_of_account(*, account: WatticsAccount) -> list[WatticsStream]:
+    """Streams that send with this account (a more specific account elsewhere wins)."""
+    if account.device_id:
+        candidates = WatticsStream.objects.filter(device_id=account.device_id)
+    elif account.site_id:
+        candidates = WatticsStream.objects.filter(device__site_id=account.site_id)
+    elif account.deployment_id:
+        candidates = WatticsStream.objects.filter(deployment_id=account.deployment_id)
+    else:
+        candidates = WatticsStream.objects.filter(
+            deployment__wattics_partner_member__partner_id=account.partner_id
+        )
+    candidates = candidates.select_related("device", "link")
+    return [s for s in candidates if (found := account_for_stream(stream=s)) and
+            found.pk == account.pk]
+
+
+def streams_with_backlog(queryset: QuerySet[WatticsStream]) -> QuerySet[WatticsStream]:
+    """Streams annotated with `backlog`: packets planned and not yet sent."""
+    return queryset.annotate(
+        backlog=Sum("link__batches__item_count", filter=Q(link__batches__state__in=OPEN))
+    )
+
+
+def stream_packet_times(
+    *, stream: WatticsStream, since: dt.datetime, until: dt.datetime | None = None
+) -> list[dt.datetime]:
+    """The distinct instants at which the stream has data (one packet each)."""
+    cond = Q()
+    for channel in WatticsChannel.objects.filter(stream=stream):
+        cond |= Q(device_id=channel.device_id or stream.device_id,
+                  parameter_id=channel.parameter_id)
+    if not cond:
+        return []
+    qs = Reading.objects.filter(cond, ts__gte=since)
+    if until is not None:
+        qs = qs.filter(ts__lt=until)
+    if stream.start_at:
+        qs = qs.filter(ts__gte=stream.start_at)
+    return sorted(set(qs.values_list("ts", flat=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    after: dt.datetime  # last packet before the hole
+    before: dt.datetime  # first packet after it
+    missing: int  # registered intervals with no packet
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    registered_seconds: int
+    observed_seconds: int | None
+    holes: list[Hole]
+    packets: int
+
+    @property
+    def mismatch(self) -> bool:
+        """Data less frequent than registered: Wattics shows nothing (the seed's warning)."""
+        return self.observed_seconds is not None and self.observed_seconds > self.registered_seconds
+
+    @property
+    def missing_intervals(self) -> int:
+        return sum(h.missing for h in self.holes)
+
+
+def observed_interval(times: list[dt.datetime]) -> int | None:
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    return int(statistics.median(gaps)) if gaps else None
+
+
+def stream_cadence(
+    *, stream: WatticsStream, days: int = 7, now: dt.datetime | None = None
+) -> Cadence:
+    """Compare the stream's data cadence with its registered interval; list the holes."""
+    now = now or timezone.now()
+    times = stream_packet_times(stream=stream, since=now - dt.timedelta(days=days), until=now)
+    interval = stream.interval_seconds
+    holes = []
+    for a, b in itertools.pairwise(times):
+        gap = (b - a).total_seconds()
+        if gap > interval * 1.5:
+            holes.append(Hole(after=a, before=b, missing=int(gap // interval) - 1 or 1))
+    return Cadence(registered_seconds=interval, observed_seconds=observed_interval(times),
+                   holes=holes, packets=len(times))

@@ -1,0 +1,204 @@
+"""Streams: creation with default channels, and planning readings into ordered batches.
+
+A batch is a slice of one stream's packets in time order (up to WATTICS_BATCH_PACKETS),
+built when planned and stored in the batch payload: what ops see in the admin is exactly
+what goes on the wire, and sending needs no query per packet. The last batch of a planning
+round carries the round's seq range, so the link's cursor moves once the round is sent.
+Wattics takes one packet per POST, so a batch's packets go one by one, in order, and the
+stream's `sent_through_ts` records how far a batch got (a retry resumes after it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, Q
+
+from apps.core.models import Device, Parameter, Reading
+from apps.core.services import batch_enqueue, link_get_or_create
+from apps.wattics.models import WatticsChannel, WatticsLatePacket, WatticsStream
+from apps.wattics.schemas import (
+    DEFAULT_ELECTRICITY_CHANNELS,
+    UnitError,
+    build_packet,
+    convert,
+    unit_factor,
+)
+
+PLATFORM = "wattics"
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    device_id: int
+    parameter_id: int
+    field: str
+    factor: float
+
+
+@dataclass(slots=True)
+class PlanResult:
+    readings: int = 0
+    packets: int = 0
+    late_readings: int = 0
+    late_packets: int = 0
+    batches: int = 0
+
+
+def stream_create(
+    *,
+    device: Device,
+    meter_id: str,
+    kind: str,
+    interval_seconds: int = 900,
+    channels: dict[str, str] | None = None,
+    timezone: str = "",
+    start_at: dt.datetime | None = None,
+) -> WatticsStream:
+    """A stream and its delivery link; electricity defaults to totals on phase 1.
+
+    `channels` maps packet fields to parameter keys ({"value": "gas_volume"}, …).
+    """
+    if channels is None:
+        if kind != WatticsStream.Kind.ELECTRICITY:
+            raise ValidationError("a single-value stream needs channels={'value': <parameter>}")
+        channels = DEFAULT_ELECTRICITY_CHANNELS
+    with transaction.atomic():
+        link = link_get_or_create(
+            platform=PLATFORM, name=f"wattics {meter_id}", deployment=device.deployment
+        )
+        stream = WatticsStream.objects.create(
+            deployment=device.deployment, device=device, meter_id=meter_id, kind=kind,
+            interval_seconds=interval_seconds, timezone=timezone, start_at=start_at, link=link,
+        )
+        parameters = {p.key: p for p in Parameter.objects.filter(key__in=channels.values())}
+        missing = set(channels.values()) - set(parameters)
+        if missing:
+            raise ValidationError(f"unknown parameter(s): {', '.join(sorted(missing))}")
+        WatticsChannel.objects.bulk_create(
+            WatticsChannel(stream=stream, field=field, parameter=parameters[key])
+            for field, key in channels.items()
+        )
+        stream_channels(stream=stream)  # validates units and kinds
+    return stream
+
+
+def stream_channels(*, stream: WatticsStream) -> list[Channel]:
+    """The stream's channels with unit factors; raises ValidationError on a bad mapping."""
+    rows = list(WatticsChannel.objects.filter(stream=stream).select_related("parameter",
+                                                                            "device"))
+    errors = []
+    if not rows:
+        errors.append("the stream has no channels: map at least one field to a parameter")
+    fields = {r.field for r in rows}
+    if stream.kind == WatticsStream.Kind.SINGLE and fields != {"value"}:
+        errors.append("a single-value stream has exactly one channel, the field 'value'")
+    if stream.kind == WatticsStream.Kind.ELECTRICITY and "value" in fields:
+        errors.append("an electricity stream uses the per-phase fields, not 'value'")
+    channels = []
+    for row in rows:
+        if row.device_id and row.device.deployment_id != stream.deployment_id:
+            errors.append(f"{row.field}: device {row.device} belongs to another deployment")
+            continue
+        if row.field.startswith("pC_") and row.parameter.kind != Parameter.Kind.CUMULATIVE:
+            errors.append(f"{row.field} is energy since the meter's start: map a cumulative "
+                          f"parameter (e.g. active_energy), not {row.parameter.key}")
+            continue
+        try:
+            factor = unit_factor(row.field, row.source_unit or row.parameter.unit)
+        except UnitError as exc:
+            errors.append(str(exc))
+            continue
+        channels.append(Channel(row.device_id or stream.device_id, row.parameter_id, row.field,
+                                factor))
+    if errors:
+        raise ValidationError(errors)
+    return channels
+
+
+def _round_upper(base, limit: int) -> int | None:
+    """The highest seq of this round: at most `limit` readings are planned at once."""
+    at_limit = list(base.order_by("seq").values_list("seq", flat=True)[limit - 1:limit])
+    if at_limit:
+        return at_limit[0]
+    return base.aggregate(top=Max("seq"))["top"]
+
+
+def stream_plan(*, stream: WatticsStream) -> PlanResult:
+    """Turn the stream's new readings into batches of packets, in time order.
+
+    Readings at or before what is already planned (or already at Wattics) can never be
+    delivered: Wattics discards packets that are not chronological. They are recorded as
+    late packets and counted on the stream, never sent.
+    """
+    result = PlanResult()
+    channels = stream_channels(stream=stream)
+    by_pair = {(c.device_id, c.parameter_id): c for c in channels}
+    cond = Q()
+    for c in channels:
+        cond |= Q(device_id=c.device_id, parameter_id=c.parameter_id)
+    zone = stream.zone_name
+    with transaction.atomic():
+        locked = WatticsStream.objects.select_for_update().get(pk=stream.pk)
+        base = Reading.objects.filter(cond, seq__gt=locked.planned_seq)
+        upper = _round_upper(base, settings.WATTICS_PLAN_MAX_READINGS)
+        if upper is None:
+            return result
+        fields: dict[dt.datetime, dict[str, float]] = defaultdict(dict)
+        counts: dict[dt.datetime, int] = defaultdict(int)
+        rows = base.filter(seq__lte=upper).values_list("device_id", "parameter_id", "ts", "value")
+        for device_id, parameter_id, ts, value in rows.iterator(chunk_size=5000):
+            result.readings += 1
+            if locked.start_at and ts < locked.start_at:
+                continue
+            channel = by_pair[(device_id, parameter_id)]
+            fields[ts][channel.field] = convert(value, channel.factor)
+            counts[ts] += 1
+        marks = [t for t in (locked.planned_ts, locked.last_accepted_ts) if t is not None]
+        watermark = max(marks) if marks else None
+        packets, late = [], []
+        for ts in sorted(fields):
+            packet = build_packet(locked.meter_id, ts, zone, fields[ts])
+            if watermark is not None and ts <= watermark:
+                late.append(WatticsLatePacket(
+                    stream=locked, ts=ts, packet=packet, readings=counts[ts],
+                    reason=(f"older than {watermark.isoformat()}, already planned or at "
+                            "Wattics: Wattics discards packets sent out of order"),
+                ))
+                result.late_readings += counts[ts]
+            else:
+                packets.append((ts, packet))
+        WatticsLatePacket.objects.bulk_create(late)
+        result.late_packets, result.packets = len(late), len(packets)
+        size = settings.WATTICS_BATCH_PACKETS
+        chunks = [packets[i:i + size] for i in range(0, len(packets), size)]
+        for number, chunk in enumerate(chunks):
+            last = number == len(chunks) - 1
+            batch_enqueue(
+                link=locked.link,
+                seq_from=locked.planned_seq if last else None,
+                seq_to=upper if last else None,
+                payload={"packets": [p for _, p in chunk]},
+                item_count=len(chunk),
+                key=f"{PLATFORM}:{locked.link_id}:{upper}:{number}",
+            )
+        result.batches = len(chunks)
+        changes: dict = {"planned_seq": upper,
+                         "late_count": locked.late_count + result.late_readings}
+        if packets:
+            changes["planned_ts"] = packets[-1][0]
+            times = ([locked.planned_ts] if locked.planned_ts else []) + [t for t, _ in packets]
+            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+            if len(gaps) >= 4:
+                changes["observed_interval_seconds"] = int(statistics.median(gaps))
+        WatticsStream.objects.filter(pk=locked.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(stream, name, value)
+    return result

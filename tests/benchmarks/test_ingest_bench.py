@@ -1,0 +1,157 @@
+"""Ingest throughput against bare COPY, measured in the same run. Run with `make bench`.
+
+1,000 devices x 1,000 fifteen-minute slots of interval energy (`active_energy_delta`, so
+every reading carries a period_end) = 1,000,000 readings, in a dedicated database
+(`hub_bench`, dropped and recreated, migrated; never the dev or test database).
+
+- COPY: bare psycopg, binary COPY (the faster of text and binary here) of the same 1M rows
+  into `bench_reading_bare (LIKE core_reading INCLUDING ALL)`: same columns, identity primary
+  key, natural-key unique constraint, seq btree, BRIN on ts, check constraints. One
+  transaction. The tuples (device ids resolved, seq precomputed) are built before the clock
+  starts.
+- ingest: `readings_ingest` in a fresh process, fed ReadingIn objects generated lazily
+  (building them is inside its time; the generator alone is timed and printed too).
+  Peak memory is that process's ru_maxrss; a third, untimed pass reports the Python heap
+  peak with tracemalloc.
+- re-ingest: the same 1M readings again, all unchanged (the idempotent path).
+- ORM: `Reading(...).save()` row by row (autocommit) on a 10,000-row sample, for scale.
+- Reference only: the same COPY into a bare table that also has core_reading's two deferred
+  foreign keys (turn off with BENCH_FK_REFERENCE=0).
+
+Targets (asserted after the table is printed): ingest >= 40% of COPY's rows/s, ingest peak
+RSS < 500 MB. Sizes: BENCH_DEVICES, BENCH_TIMESTAMPS, BENCH_ORM_SAMPLE; database name:
+BENCH_DB_NAME; keep it afterwards with BENCH_KEEP_DB=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.benchmarks import _worker
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_DB = os.environ.get("BENCH_DB_NAME", "hub_bench")
+MIN_RATIO = 0.40
+MAX_PEAK_MB = 500
+COMPARED = ("device_id", "parameter_id", "ts", "period_end", "value", "estimated", "quality",
+            "cost", "currency")
+
+
+def _url(dbname: str) -> str:
+    return urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{dbname}").geturl()
+
+
+def _run(env: dict[str, str], *args: str) -> dict:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode:
+        pytest.fail(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    lines = proc.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _worker_run(env: dict[str, str], phase: str, *flags: str, **extra: str) -> dict:
+    return _run({**env, **extra}, "-m", "tests.benchmarks._worker", phase, *flags)
+
+
+def _sql(*statements: str) -> list:
+    out = []
+    with psycopg.connect(_url(BENCH_DB), autocommit=True) as conn:
+        for statement in statements:
+            cur = conn.execute(statement)
+            out.append(cur.fetchall() if cur.description else None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench_env():
+    dev_db = urlparse(os.environ["DATABASE_URL"]).path.lstrip("/")
+    assert BENCH_DB not in {dev_db, f"test_{dev_db}", "postgres"}, "pick another BENCH_DB_NAME"
+    name = sql.Identifier(BENCH_DB)
+    with psycopg.connect(_url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    env = {**os.environ, "DATABASE_URL": _url(BENCH_DB),
+           "DJANGO_SETTINGS_MODULE": "config.settings_test", "PYTHONUNBUFFERED": "1"}
+    # Only the core app (and what it depends on): other apps in flux cannot break the bench.
+    _run(env, "manage.py", "migrate", "core", "--noinput", "--skip-checks", "-v0")
+    _worker_run(env, "setup")
+    yield env
+    if os.environ.get("BENCH_KEEP_DB") != "1":
+        with psycopg.connect(_url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def _rate(phase: dict) -> float:
+    return phase["rows"] / phase["seconds"]
+
+
+def _line(label: str, phase: dict, note: str = "") -> str:
+    return (f"{label:<40} {phase['rows']:>10,} {phase['seconds']:>9.2f} {_rate(phase):>12,.0f}"
+            f"  {note}")
+
+
+def test_ingest_vs_copy(bench_env):
+    rows = _worker.DEVICES * _worker.TIMESTAMPS
+    columns = ", ".join(COMPARED)
+
+    _sql("CHECKPOINT")
+    copy = _worker_run(bench_env, "copy", BENCH_COPY_FORMAT="binary")
+    _sql(f"VACUUM ANALYZE {_worker.BARE_TABLE}", "CHECKPOINT")
+    copy_fk = None
+    if os.environ.get("BENCH_FK_REFERENCE", "1") == "1":
+        copy_fk = _worker_run(bench_env, "copy", BENCH_COPY_FORMAT="binary",
+                              BENCH_COPY_TABLE=f"{_worker.BARE_TABLE}_fk", BENCH_COPY_FK="1")
+        _sql(f"DROP TABLE {_worker.BARE_TABLE}_fk", "CHECKPOINT")
+
+    generate = _worker_run(bench_env, "generate")
+    ingest = _worker_run(bench_env, "ingest")
+    assert ingest["counts"]["inserted"] == rows, ingest
+    # Same data on both sides, row for row (untimed).
+    (missing,), (extra,) = (r[0] for r in _sql(
+        f"SELECT count(*) FROM (SELECT {columns} FROM {_worker.BARE_TABLE}"
+        f" EXCEPT ALL SELECT {columns} FROM core_reading) d",
+        f"SELECT count(*) FROM (SELECT {columns} FROM core_reading"
+        f" EXCEPT ALL SELECT {columns} FROM {_worker.BARE_TABLE}) d",
+    ))
+    assert (missing, extra) == (0, 0)
+
+    _sql("VACUUM ANALYZE core_reading", "CHECKPOINT")
+    again = _worker_run(bench_env, "ingest")
+    assert again["counts"]["unchanged"] == rows, again
+    traced = _worker_run(bench_env, "ingest", "--tracemalloc")
+    orm = _worker_run(bench_env, "orm")
+
+    ratio = _rate(ingest) / _rate(copy)
+    peak = ingest["ru_maxrss_mb"]
+    print()
+    print(f"ingest benchmark: {_worker.DEVICES:,} devices x {_worker.TIMESTAMPS:,} timestamps, "
+          f"database {BENCH_DB}")
+    print(f"{'':<40} {'rows':>10} {'seconds':>9} {'rows/s':>12}")
+    print(_line("COPY, bare psycopg (binary)", copy, "baseline"))
+    if copy_fk:
+        print(_line("COPY, bare table + core_reading's FKs", copy_fk,
+                    f"reference only; ingest = {_rate(ingest) / _rate(copy_fk):.0%} of it"))
+    print(_line("readings_ingest, new rows", ingest, f"{ingest['counts']}"))
+    print(_line("readings_ingest again, all unchanged", again,
+                f"{_rate(again) / _rate(copy):.0%} of COPY"))
+    print(_line("ORM save(), row by row", orm, f"{_rate(orm) / _rate(copy):.2%} of COPY"))
+    print(_line("  (generating the ReadingIn stream alone)", generate, "inside ingest's time"))
+    print(f"ratio ingest / COPY: {ratio:.1%} (target >= {MIN_RATIO:.0%})")
+    print(f"ingest peak memory: ru_maxrss {peak:.0f} MB (target < {MAX_PEAK_MB} MB; "
+          f"{ingest['before']['rss_mb']:.0f} MB before the call), re-ingest "
+          f"{again['ru_maxrss_mb']:.0f} MB, tracemalloc peak of the Python heap "
+          f"{traced['tracemalloc_peak_mb']:.1f} MB; COPY process {copy['ru_maxrss_mb']:.0f} MB "
+          "(its 1M tuples prepared in memory)")
+
+    assert peak < MAX_PEAK_MB, f"ingest peak RSS {peak:.0f} MB >= {MAX_PEAK_MB} MB"
+    assert ratio >= MIN_RATIO, f"ingest is {ratio:.1%} of COPY, target {MIN_RATIO:.0%}"

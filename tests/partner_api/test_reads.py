@@ -1,0 +1,210 @@
+import datetime as dt
+
+import pytest
+
+from apps.core.models import Site
+from apps.core.services import ReadingIn, readings_ingest
+from apps.partner_api.services import changemarks_record
+
+from .conftest import QH, T0, ingest_usage
+
+pytestmark = pytest.mark.django_db
+
+
+def test_assets_carry_external_id_name_address_and_metadata(api, deployment):
+    Site.objects.create(deployment=deployment, external_id="b-1", name="Tower", street="Gran Via 1",
+                        city="Madrid", country="ES", metadata={"region": "centre"})
+    [asset] = api.get("/api/v1/assets/").json()["results"]
+    assert asset["external_id"] == "b-1"
+    assert asset["name"] == "Tower"
+    assert asset["address"] == {"street": "Gran Via 1", "city": "Madrid", "postal_code": "",
+                                "country": "ES"}
+    assert asset["metadata"] == {"region": "centre"}
+    assert asset["active"] is True
+
+
+def test_meters_carry_asset_scaler_type_subtype_unit_and_metadata(api, deployment, make_device):
+    make_device(deployment, "pv-1", subtype="On-site Renewable Electricity",
+                metadata={"serial": "S1"})
+    [meter] = api.get("/api/v1/meters/").json()["results"]
+    assert meter == {**meter, "external_id": "pv-1", "asset": "hq", "type": "Energy",
+                     "subtype": "On-site Renewable Electricity", "unit": "kWh",
+                     "metadata": {"serial": "S1"}, "active": True}
+
+
+def test_meters_filter_by_asset(api, deployment, make_device):
+    make_device(deployment, "m1")
+    assert len(api.get("/api/v1/meters/", {"asset": "hq"}).json()["results"]) == 1
+    assert api.get("/api/v1/meters/", {"asset": "elsewhere"}).json()["results"] == []
+
+
+def test_usage_is_in_consumption_format_with_redelivery_cost_and_estimation(
+        api, deployment, make_device):
+    make_device(deployment, "m1")
+    readings_ingest(deployment=deployment, source="t", records=[
+        ReadingIn(device="m1", parameter="active_energy_delta", ts=T0, period_end=T0 + QH,
+                  value=2.5, cost=0.4, currency="EUR", estimated=True),
+        ReadingIn(device="m1", parameter="exported_active_energy_delta", ts=T0,
+                  period_end=T0 + QH, value=0.7),
+    ])
+    [record] = api.get("/api/v1/usage/").json()["results"]
+    assert record == {
+        "meter": "m1", "parameter": "active_energy_delta",
+        "start_date": "2026-03-01T00:00:00+00:00", "end_date": "2026-03-01T00:15:00+00:00",
+        "value": 2.5, "unit": "kWh", "redelivery": 0.7, "production": None, "cost": 0.4,
+        "currency": "EUR", "estimated": True,
+    }
+
+
+def test_usage_of_a_renewable_meter_reports_production(api, deployment, make_device):
+    make_device(deployment, "pv", subtype="On-site Renewable Electricity")
+    ingest_usage(deployment, "pv", 1)
+    [record] = api.get("/api/v1/usage/").json()["results"]
+    assert record["production"] == record["value"]
+
+
+def test_readings_are_in_reading_format(api, deployment, make_device):
+    make_device(deployment, "m1")
+    readings_ingest(deployment=deployment, source="t", records=[
+        ReadingIn(device="m1", parameter="active_energy", ts=T0, value=1234.5)])
+    [record] = api.get("/api/v1/readings/").json()["results"]
+    assert record == {"meter": "m1", "parameter": "active_energy",
+                      "timestamp": "2026-03-01T00:00:00+00:00", "value": 1234.5, "unit": "kWh",
+                      "estimated": False}
+    assert api.get("/api/v1/usage/").json()["results"] == []
+
+
+def test_usage_filters_by_date_range_from_inclusive_to_exclusive(api, deployment, make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 8)
+    results = api.get("/api/v1/usage/", {"from": "2026-03-01T00:30:00Z",
+                                         "to": "2026-03-01T01:00:00+00:00"}).json()["results"]
+    assert [r["start_date"][11:16] for r in results] == ["00:30", "00:45"]
+
+
+def test_a_date_only_bound_is_midnight_in_the_deployments_zone(api, deployment, make_device):
+    make_device(deployment, "m1")
+    # Madrid is UTC+1 in March: 2026-03-02 starts at 2026-03-01T23:00Z.
+    ingest_usage(deployment, "m1", 2, start=dt.datetime(2026, 3, 1, 22, 45, tzinfo=dt.UTC))
+    results = api.get("/api/v1/usage/", {"from": "2026-03-02"}).json()["results"]
+    assert [r["start_date"][11:16] for r in results] == ["23:00"]
+
+
+def test_an_unencoded_plus_in_an_offset_is_understood(api, deployment, make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 8)
+    response = api.get("/api/v1/usage/?from=2026-03-01T02:30:00+02:00")
+    assert len(response.json()["results"]) == 6
+
+
+@pytest.mark.parametrize(("params", "code"), [
+    ({"from": "2026-03-02", "to": "2026-03-01"}, "invalid_range"),
+    ({"from": "2026-03-01", "to": "2026-03-01"}, "invalid_range"),
+    ({"from": "2025-01-01", "to": "2026-03-01"}, "range_too_long"),
+    ({"from": "2026-13-01"}, "invalid_date"),
+    ({"from": "yesterday"}, "invalid_date"),
+    ({"from": "2026-03-01T00:00:00"}, "invalid_date"),
+    ({"updated_since": "2026-03-01T00:00:00"}, "invalid_date"),
+    ({"limit": "5000"}, "invalid"),
+    ({"cursor": "not-a-cursor"}, "invalid_cursor"),
+])
+@pytest.mark.parametrize("path", ["/api/v1/usage/", "/api/v1/readings/"])
+def test_bad_dates_and_paging_answer_400_with_a_clear_message(api, path, params, code):
+    response = api.get(path, params)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+
+
+def _pages(api, path, first_params, inserter=None):
+    """Walk every page following `next`, calling `inserter` between pages."""
+    seen, url, params, pages = [], path, first_params, 0
+    while url and pages < 50:
+        response = api.get(url, params)
+        assert response.status_code == 200
+        body = response.json()
+        seen += [(r["meter"], r["start_date"]) for r in body["results"]]
+        if body["next"]:
+            assert f'<{body["next"]}>; rel="next"' in response.headers["Link"]
+        url, params, pages = body["next"], None, pages + 1
+        if inserter:
+            inserter(pages)
+    return seen
+
+
+@pytest.mark.parametrize("style", [{"limit": 3}, {"limit": 3, "cursor": "cDE6MA"}])
+def test_paging_never_repeats_or_skips_while_readings_are_added(api, deployment, make_device,
+                                                                style):
+    make_device(deployment, "m1")
+    make_device(deployment, "m2")
+    ingest_usage(deployment, "m1", 10)
+
+    def add(page):
+        # Late data for earlier periods of another meter, and new periods: between pages.
+        ingest_usage(deployment, "m2", 1, start=T0 + page * QH)
+
+    seen = _pages(api, "/api/v1/usage/", style, inserter=add)
+    assert len(seen) == len(set(seen))
+    assert {("m1", (T0 + i * QH).isoformat()) for i in range(10)} <= set(seen)
+
+
+def test_a_kept_cursor_returns_only_what_changed_since(api, deployment, make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 4)
+    body = api.get("/api/v1/usage/").json()
+    assert len(body["results"]) == 4
+    cursor = body["next_cursor"]
+    assert api.get("/api/v1/usage/", {"cursor": cursor}).json()["results"] == []
+    readings_ingest(deployment=deployment, source="t", records=[
+        ReadingIn(device="m1", parameter="active_energy_delta", ts=T0, period_end=T0 + QH,
+                  value=99.0)])
+    again = api.get("/api/v1/usage/", {"cursor": cursor}).json()
+    assert [(r["start_date"], r["value"]) for r in again["results"]] == [(T0.isoformat(), 99.0)]
+
+
+def test_offset_pages_announce_first_prev_and_next_links(api, deployment, make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 5)
+    response = api.get("/api/v1/usage/", {"limit": 2, "offset": 2})
+    links = response.headers["Link"]
+    assert 'limit=2&offset=4>; rel="next"' in links
+    assert 'limit=2&offset=0>; rel="prev"' in links
+    assert 'rel="first"' in links
+    assert response.json()["next"].endswith("limit=2&offset=4")
+
+
+def test_the_last_page_has_no_next(api, deployment, make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 2)
+    body = api.get("/api/v1/usage/", {"limit": 2}).json()
+    assert body["next"] is None
+    assert body["next_cursor"]
+
+
+def test_updated_since_on_usage_returns_what_changed_after_the_mark(
+        api, deployment, make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 3)
+    changemarks_record()
+    after_mark = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    ingest_usage(deployment, "m1", 2, start=T0 + 10 * QH)
+    results = api.get("/api/v1/usage/", {"updated_since": after_mark.isoformat()}).json()
+    assert [r["start_date"] for r in results["results"]] == [
+        (T0 + 10 * QH).isoformat(), (T0 + 11 * QH).isoformat()]
+
+
+def test_updated_since_before_any_mark_returns_everything(api, deployment, make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 3)
+    assert len(api.get("/api/v1/usage/", {"updated_since": "2020-01-01"}).json()["results"]) == 3
+
+
+def test_updated_since_on_assets_uses_their_change_time(api, deployment):
+    Site.objects.create(deployment=deployment, external_id="old", name="Old")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    assert api.get("/api/v1/assets/", {"updated_since": later.isoformat()}).json()[
+        "results"] == []
+    Site.objects.filter(external_id="old").update(name="Renamed", updated_at=later)
+    assert len(api.get("/api/v1/assets/", {"updated_since": later.isoformat()}).json()[
+        "results"]) == 1

@@ -1,0 +1,52 @@
+"""A scripted Wattics behind `responses`: what it received, what it answers next."""
+
+import base64
+import json
+
+import requests
+import responses
+
+from tests.wattics.conftest import URL
+
+
+class FakeWattics:
+    def __init__(self, rsps: responses.RequestsMock, url: str = URL) -> None:
+        self.posts: list[dict] = []  # every POST body, in order
+        self.headers: list[dict] = []
+        self.accepted: dict[str, list[dict]] = {}
+        self.script: list = []  # answers for the next POSTs: status, "arrived", "lost"
+        self.get_status = 200
+        rsps.add_callback(responses.POST, url, callback=self._post)
+        rsps.add_callback(responses.GET, url, callback=self._get)
+
+    def answer(self, *items) -> None:
+        self.script.extend(items)
+
+    def last(self, meter: str) -> dict | None:
+        packets = self.accepted.get(meter)
+        return packets[-1] if packets else None
+
+    def _post(self, request):
+        packet = json.loads(request.body)
+        self.posts.append(packet)
+        self.headers.append(dict(request.headers))
+        step = self.script.pop(0) if self.script else 200
+        if step == "lost":
+            raise requests.ReadTimeout("read timed out")
+        if step == "arrived":
+            self.accepted.setdefault(packet["id"], []).append(packet)
+            raise requests.ReadTimeout("read timed out")
+        if step == 200:
+            self.accepted.setdefault(packet["id"], []).append(packet)
+            return 200, {}, "{}"
+        return step, {}, f"answer {step}"
+
+    def _get(self, request):
+        if self.get_status != 200:
+            return self.get_status, {}, f"answer {self.get_status}"
+        meter = request.params.get("stream") if hasattr(request, "params") else None
+        return 200, {"Content-Type": "application/json"}, json.dumps(self.last(meter) or {})
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
