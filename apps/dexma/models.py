@@ -8,7 +8,9 @@ DeliveryLink holding the delivery cursor); delivery itself lives elsewhere.
 
 import hashlib
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.fields import EncryptedTextField
 from apps.core.models import DeliveryLink, Deployment, Device, Parameter
@@ -50,9 +52,9 @@ class DexmaDatasource(models.Model):
     """A virtual datasource the app registered in DEXMA, and what it sends there."""
 
     class PlatformStatus(models.TextChoices):
-        ENABLED = "ENABLED", "Enabled"
-        DISABLED = "DISABLED", "Disabled"
-        MISSING = "MISSING", "Missing on the platform"
+        ENABLED = "ENABLED", _("Enabled")
+        DISABLED = "DISABLED", _("Disabled")
+        MISSING = "MISSING", _("Missing on the platform")
 
     installation = models.ForeignKey(
         Installation, on_delete=models.CASCADE, related_name="datasources"
@@ -128,3 +130,10 @@ class SelectedDevice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.datasource_id}: {self.device_id}"
+
+    def clean(self) -> None:
+        if (
+            self.device_id and self.datasource_id
+            and self.device.deployment_id != self.datasource.deployment_id
+        ):
+            raise ValidationError({"device": "the device belongs to another deployment"})

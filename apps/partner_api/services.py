@@ -183,7 +183,8 @@ _NOT_AN_OBJECT = "a reading must be a JSON object"
 def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) -> Answer:
     """Store a batch through the core ingest; answer with counts and per-index rejections."""
     positions = [i for i, item in enumerate(records) if isinstance(item, dict)]
-    incoming = [ReadingIn.from_mapping({_RENAMES.get(k, k): v for k, v in records[i].items()})
+    incoming = [ReadingIn.from_mapping({_RENAMES.get(k, k): _no_nul(v)
+                                        for k, v in records[i].items()})
                 for i in positions]
     not_objects = [i for i, item in enumerate(records) if not isinstance(item, dict)]
     source = f"partner_api:{key.prefix}"
@@ -219,10 +220,17 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
     return Answer(200, body)
 
 
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL: keep it visible, escaped, in reasons and payloads."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\\u0000")
+    return value
+
+
 def _json(item: Any) -> Any:
     try:
-        json.dumps(item)
-        return item
+        text = json.dumps(item)
+        return json.loads(text.replace("\\u0000", "\\\\u0000"))
     except (TypeError, ValueError):
         return repr(item)
 

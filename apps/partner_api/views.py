@@ -25,6 +25,9 @@ ERRORS = {
         429: "Rate limit exceeded: wait `Retry-After` seconds.",
     }.items()
 }
+# A day (midnight in the deployment's zone) or an instant with an offset.
+DATE_OR_TIME = {"oneOf": [{"type": "string", "format": "date"},
+                          {"type": "string", "format": "date-time"}]}
 DEPLOYMENT = OpenApiParameter(
     "deployment", str, description="Deployment slug. Needed only when the key reaches "
     "several deployments.")
@@ -39,15 +42,15 @@ PAGING = [
         "was added or changed since.")),
 ]
 UPDATED_SINCE = OpenApiParameter(
-    "updated_since", str, description="Only records added or changed since this instant "
+    "updated_since", DATE_OR_TIME, description="Only records added or changed since this instant "
     "(YYYY-MM-DD or ISO 8601 with an offset). For usage and readings it may repeat a few "
     "records changed up to five minutes earlier; a cursor is exact.")
 ACTIVE = OpenApiParameter("active", bool, description="Only active (true) or inactive (false).")
 SERIES = [
-    OpenApiParameter("from", str, description=(
+    OpenApiParameter("from", DATE_OR_TIME, description=(
         "Inclusive start: YYYY-MM-DD (midnight in the deployment's time zone) or ISO 8601 "
         "with an offset.")),
-    OpenApiParameter("to", str, description=(
+    OpenApiParameter("to", DATE_OR_TIME, description=(
         f"Exclusive end, after `from`; at most {settings.PARTNER_API_MAX_RANGE_DAYS} days "
         "after it.")),
     OpenApiParameter("meter", str, many=True, explode=True, description=(

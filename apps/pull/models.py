@@ -305,32 +305,35 @@ class Endpoint(models.Model):
         return f"{self.connection}: {self.role}"
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, list[str]] = {}
+
+        def add(name: str, message: str) -> None:
+            errors.setdefault(name, []).append(message)
+
         if not isinstance(self.fields, dict):
             raise ValidationError({"fields": "a JSON object of canonical field → path"})
         required, optional = FIELDS.get(self.role, ((), ()))
         missing = [name for name in required if not self.fields.get(name)]
         if missing:
-            errors["fields"] = f"{self.role} needs a path for: {', '.join(missing)}"
+            add("fields", f"{self.role} needs a path for: {', '.join(missing)}")
         allowed = {*required, *optional, "metadata"}
         unknown = sorted(set(self.fields) - allowed)
         if unknown:
-            errors["fields"] = (f"unknown field(s) {', '.join(unknown)}; {self.role} maps "
-                                f"{', '.join(sorted(allowed))}")
+            add("fields", f"unknown field(s) {', '.join(unknown)}; {self.role} maps "
+                          f"{', '.join(sorted(allowed))}")
         for name, path in self.fields.items():
             if not isinstance(path, str) or not _PATH.match(path):
-                errors["fields"] = f"'{name}': '{path}' is not a dotted path or JSONPath like " \
-                                   "$.a.b[0]"
+                add("fields", f"'{name}': '{path}' is not a dotted path or JSONPath like $.a.b[0]")
         for name in ("records_path", "cursor_path"):
             value = getattr(self, name)
             if value and not _PATH.match(value):
-                errors[name] = f"'{value}' is not a dotted path or JSONPath"
+                add(name, f"'{value}' is not a dotted path or JSONPath")
         if self.pagination == self.Paging.CURSOR and not self.cursor_path:
-            errors["cursor_path"] = "cursor pagination needs the path of the next cursor"
+            add("cursor_path", "cursor pagination needs the path of the next cursor")
         if not isinstance(self.params, dict):
-            errors["params"] = "a JSON object of query parameters"
+            add("params", "a JSON object of query parameters")
         if not 1 <= self.page_size <= 10_000:
-            errors["page_size"] = "between 1 and 10000"
+            add("page_size", "between 1 and 10000")
         if errors:
             raise ValidationError(errors)
 

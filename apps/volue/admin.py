@@ -56,7 +56,7 @@ class VolueCustomerAdmin(admin.ModelAdmin):
                     "last_synced_at", "has_error")
     list_filter = ("is_active", "eligible", "deployment")
     search_fields = ("name", "key", "remote_user_id", "deployment__slug")
-    filter_horizontal = ("sites",)
+    filter_horizontal = ("sites", "datasources")
     readonly_fields = ("remote_user_id", "eligible", "eligibility_updated_at", "removed_at",
                        "last_synced_at", "last_error")
     inlines = (VolueMeterInline, VolueResourceInline)
@@ -133,20 +133,81 @@ class EventTargetInline(admin.TabularInline):
         return ", ".join(str(v) for v in values[:12]) + (" …" if len(values) > 12 else "")
 
 
+def _price_series(event: Event) -> list[dict]:
+    curve = event.payload.get("priceCurveDelta") or {}
+    unit = f"{curve.get('currency', '')}/{curve.get('energyUnit', 'kWh')}"
+    points = [[p.get("timestamp"), p.get("price")] for p in curve.get("points") or []]
+    return [{"label": f"price ({unit})", "points": points}] if points else []
+
+
+def _limit_series(target: EventTarget) -> list[dict]:
+    label = target.resource_id or target.meter_point_id or target.location_id
+    points = [[p.get("timestamp"), p.get("maxPowerInKiloWatts")] for p in target.points]
+    return [{"label": f"{label} max kW", "points": points}] if points else []
+
+
 def event_series(event: Event) -> list[dict]:
     """The curves an event carries, as chart series: prices, or power limits per target."""
     if event.payload_type == "PriceCurve":
-        curve = event.payload.get("priceCurveDelta") or {}
-        unit = f"{curve.get('currency', '')}/{curve.get('energyUnit', 'kWh')}"
-        points = [[p.get("timestamp"), p.get("price")] for p in curve.get("points") or []]
-        return [{"label": f"price ({unit})", "points": points}]
-    series = []
-    for target in event.targets.all():
-        label = target.resource_id or target.meter_point_id or target.location_id
-        points = [[p.get("timestamp"), p.get("maxPowerInKiloWatts")] for p in target.points]
-        if points:
-            series.append({"label": f"{label} max kW", "points": points})
-    return series
+        return _price_series(event)
+    return [series for target in event.targets.all() for series in _limit_series(target)]
+
+
+def chart_html(series: list[dict]) -> str:
+    if not series:
+        return "—"
+    # Data only: static/volue/event_chart.js draws it (the CSP forbids inline scripts).
+    return format_html('<div class="volue-chart" data-series="{}"></div>', json.dumps(series))
+
+
+@admin.register(EventTarget)
+class EventTargetAdmin(admin.ModelAdmin):
+    """Price curves and power-limit requests per location and resource."""
+
+    list_display = ("event", "payload_type", "location", "resource_id", "window_start",
+                    "limits_summary")
+    list_filter = ("event__payload_type", "matched_meter", "matched_resource")
+    search_fields = ("meter_point_id", "location_id", "resource_id", "event__event_id")
+    list_select_related = ("event", "matched_meter")
+    readonly_fields = ("event", "location_id", "meter_point_id", "resource_id", "resolution",
+                       "matched_meter", "matched_resource", "chart")
+    exclude = ("points",)
+
+    class Media:
+        css = CHART_MEDIA["css"]
+        js = CHART_MEDIA["js"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="type", ordering="event__payload_type")
+    def payload_type(self, obj: EventTarget) -> str:
+        return obj.event.payload_type
+
+    @admin.display(description="location")
+    def location(self, obj: EventTarget) -> str:
+        return obj.meter_point_id or obj.location_id or (
+            obj.matched_meter.meter_point_id if obj.matched_meter else "")
+
+    @admin.display(description="from (UTC)", ordering="event__window_start")
+    def window_start(self, obj: EventTarget) -> object:
+        return obj.event.window_start
+
+    @admin.display(description="limits / prices")
+    def limits_summary(self, obj: EventTarget) -> str:
+        if obj.points:
+            values = [v for p in obj.points
+                      if isinstance(v := p.get("maxPowerInKiloWatts"), int | float)]
+            if values:
+                return f"{len(values)} limits, {min(values)} to {max(values)} kW"
+        prices = (obj.event.payload.get("priceCurveDelta") or {}).get("points") or []
+        return f"{len(prices)} prices" if prices else "—"
+
+    @admin.display(description="curve")
+    def chart(self, obj: EventTarget) -> str:
+        if obj.event.payload_type == "PriceCurve":
+            return chart_html(_price_series(obj.event))
+        return chart_html(_limit_series(obj))
 
 
 @admin.register(Event)
@@ -182,13 +243,7 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description="curve")
     def chart(self, obj: Event) -> str:
-        series = event_series(obj)
-        if not series:
-            return "—"
-        # Data only: the chart is drawn by static/volue/event_chart.js (the CSP forbids
-        # inline scripts).
-        return format_html('<div class="volue-chart" data-series="{}"></div>',
-                           json.dumps(series))
+        return chart_html(event_series(obj))
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: Event) -> str:

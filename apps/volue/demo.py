@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from apps.core.models import Deployment, Device
+from apps.core.models import Datasource, Deployment, Device
 from apps.volue.models import LocationType, VolueCustomer, VolueMeter, VolueResource
 
 # Norwegian-style 18-digit metering point ids, one per demo meter.
@@ -25,6 +25,8 @@ def demo_setup(*, deployment: Deployment, write: Callable[[str], object]) -> Non
         deployment=deployment, key="acme",
         defaults={"name": "Acme Retail", "location_type": LocationType.COMMERCIAL},
     )
+    # The demo's metered feed; other demo datasources have no readings for past events.
+    customer.datasources.add(*Datasource.objects.filter(deployment=deployment, key="acme-gateway"))
     devices = {d.external_id: d for d in Device.objects.filter(deployment=deployment)}
     for external_id, meter_point_id in METER_POINTS.items():
         device = devices.get(external_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import models
 
 from apps.core.fields import EncryptedTextField
-from apps.core.models import Deployment, Device, OutboundBatch, Site
+from apps.core.models import Datasource, Deployment, Device, OutboundBatch, Site
 
 
 class LocationType(models.TextChoices):
@@ -32,6 +32,10 @@ class VolueCustomer(models.Model):
     sites = models.ManyToManyField(
         Site, blank=True, related_name="volue_customers",
         help_text="The sites this customer owns; none selected means every site.",
+    )
+    datasources = models.ManyToManyField(
+        Datasource, blank=True, related_name="volue_customers",
+        help_text="Only meters from these datasources; none selected means every datasource.",
     )
     location_type = models.CharField(
         max_length=16, choices=LocationType.choices, default=LocationType.COMMERCIAL,

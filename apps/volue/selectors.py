@@ -191,13 +191,17 @@ def hourly_energy(
 
 
 def customer_devices(*, customer: VolueCustomer) -> QuerySet[Device]:
-    """The active energy meters of the customer's sites (every site when none is chosen)."""
+    """The active energy meters of the customer's sites and datasources (all when none
+    is chosen)."""
     devices = Device.objects.filter(
         deployment=customer.deployment, is_active=True, commodity="energy", site__isnull=False
     ).select_related("site")
     site_ids = list(customer.sites.values_list("pk", flat=True))
     if site_ids:
         devices = devices.filter(site_id__in=site_ids)
+    datasource_ids = list(customer.datasources.values_list("pk", flat=True))
+    if datasource_ids:
+        devices = devices.filter(datasource_id__in=datasource_ids)
     return devices.order_by("external_id")
 
 

@@ -68,6 +68,11 @@ class AccountForm(forms.ModelForm):
         help_text="Stored encrypted. Leave blank to keep the current password.",
     )
 
+    api_url = forms.URLField(
+        assume_scheme="https", required=False, max_length=500,
+        help_text="Blank: settings.WATTICS_API_URL. Wattics accepts HTTPS only.",
+    )
+
     class Meta:
         model = WatticsAccount
         fields = ("name", "username", "password", "api_url", "partner", "deployment", "site",

@@ -8,7 +8,7 @@ every reading carries a period_end) = 1,000,000 readings, in a dedicated databas
   into `bench_reading_bare (LIKE core_reading INCLUDING ALL)`: same columns, identity primary
   key, natural-key unique constraint, seq btree, BRIN on ts, check constraints. One
   transaction. The tuples (device ids resolved, seq precomputed) are built before the clock
-  starts.
+  starts. Run before and after the ingest; the faster run is the baseline.
 - ingest: `readings_ingest` in a fresh process, fed ReadingIn objects generated lazily
   (building them is inside its time; the generator alone is timed and printed too).
   Peak memory is that process's ru_maxrss; a third, untimed pass reports the Python heap
@@ -72,6 +72,12 @@ def _sql(*statements: str) -> list:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """This benchmark never uses the cache: leave the shared Redis alone (overrides conftest)."""
+    yield
+
+
 @pytest.fixture(scope="module")
 def bench_env():
     dev_db = urlparse(os.environ["DATABASE_URL"]).path.lstrip("/")
@@ -130,6 +136,11 @@ def test_ingest_vs_copy(bench_env):
     assert again["counts"]["unchanged"] == rows, again
     traced = _worker_run(bench_env, "ingest", "--tracemalloc")
     orm = _worker_run(bench_env, "orm")
+    # COPY once more after the ingest; the faster of the two is the baseline (the stricter).
+    _sql("CHECKPOINT")
+    copy_after = _worker_run(bench_env, "copy", BENCH_COPY_FORMAT="binary")
+    copies = sorted((copy, copy_after), key=_rate, reverse=True)
+    copy = copies[0]
 
     ratio = _rate(ingest) / _rate(copy)
     peak = ingest["ru_maxrss_mb"]
@@ -137,7 +148,8 @@ def test_ingest_vs_copy(bench_env):
     print(f"ingest benchmark: {_worker.DEVICES:,} devices x {_worker.TIMESTAMPS:,} timestamps, "
           f"database {BENCH_DB}")
     print(f"{'':<40} {'rows':>10} {'seconds':>9} {'rows/s':>12}")
-    print(_line("COPY, bare psycopg (binary)", copy, "baseline"))
+    print(_line("COPY, bare psycopg (binary)", copy, "baseline: the faster of two runs"))
+    print(_line("  (the other COPY run)", copies[1], ""))
     if copy_fk:
         print(_line("COPY, bare table + core_reading's FKs", copy_fk,
                     f"reference only; ingest = {_rate(ingest) / _rate(copy_fk):.0%} of it"))

@@ -162,10 +162,22 @@ def test_admin_disable_action_pushes_disabled(admin_client, registered):
 
 def test_admin_pages_never_show_tokens(admin_client, registered):
     installation = registered.installation
-    for url in ("/admin/dexma/installation/", f"/admin/dexma/installation/{installation.pk}/change/",
+    for url in ("/admin/dexma/installation/",
+                f"/admin/dexma/installation/{installation.pk}/change/",
                 "/admin/dexma/dexmadatasource/",
                 f"/admin/dexma/dexmadatasource/{registered.pk}/change/"):
         response = admin_client.get(url)
         assert response.status_code == 200, url
         body = response.content.decode()
         assert installation.token not in body and "src-token-260" not in body
+
+
+def test_admin_refuses_a_device_of_another_deployment(registered, other_deployment,
+                                                      make_device):
+    from django.core.exceptions import ValidationError
+
+    from apps.dexma.models import SelectedDevice
+
+    foreign = make_device(other_deployment, "GLX-1")
+    with pytest.raises(ValidationError):
+        SelectedDevice(datasource=registered, device=foreign).full_clean()

@@ -381,3 +381,28 @@ def test_a_datasource_over_a_lapsed_consent_is_created_disabled(client, installa
 
 def test_unused_deployment_fixture_is_not_touched(db):
     assert not Deployment.objects.exists()
+
+
+# --- language ----------------------------------------------------------------------------
+
+
+def test_lang_es_es_renders_the_page_in_spanish(client, installation, meters):
+    response = client.get("/dexma/datasources/new", {"dep_token": TOKEN, "lang": "es_ES"})
+    body = response.content.decode()
+    assert "Nueva fuente de datos" in body and 'lang="es"' in body
+    assert response["Content-Language"] == "es"
+
+
+def test_an_unshipped_language_falls_back_to_english(client, installation, meters):
+    response = client.get("/dexma/datasources/new", {"dep_token": TOKEN, "lang": "fr_FR"})
+    assert "New datasource" in response.content.decode()
+    assert response["Content-Language"] == "en"
+
+
+@responses.activate
+def test_platform_errors_after_submit_keep_the_language_of_the_page(client, installation,
+                                                                     meters, energy):
+    token = page_token(client.get("/dexma/datasources/new", {"dep_token": TOKEN,
+                                                             "lang": "es_ES"}))
+    response = client.post("/dexma/datasources/new", {"name": "x", "pt": token})
+    assert "Elija al menos un contador." in response.content.decode()

@@ -176,3 +176,18 @@ def test_webhook_is_subscribed_once_with_a_generated_encrypted_secret(platform, 
     with connection.cursor() as cursor:
         cursor.execute("SELECT secret FROM volue_webhooksubscription")
         assert body["webhookSecret"] not in cursor.fetchone()[0]
+
+
+def test_customer_grouped_by_datasource_registers_only_its_meters(
+    registrar, volue, customer, deployment
+):
+    from apps.core.models import Datasource
+
+    other = Datasource.objects.create(deployment=deployment, key="other", name="Other")
+    Device.objects.filter(external_id="hvac-02").update(datasource=other)
+    customer.datasources.add(Device.objects.get(external_id="main-01").datasource)
+
+    customer_sync(customer=customer, client=volue)
+
+    [meter] = calls(registrar, "POST", f"/users/{USER}/meters")
+    assert sent_json(meter)["meterPointId"] == "707057500000000011"

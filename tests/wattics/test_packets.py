@@ -87,4 +87,4 @@ def test_local_time_around_fall_back_repeats_the_hour_with_another_offset():
 
 def test_refuses_a_naive_timestamp():
     with pytest.raises(ValueError, match="timezone-aware"):
-        local_timestamp(dt.datetime(2026, 1, 1), "UTC")  # noqa: DTZ001
+        local_timestamp(dt.datetime(2026, 1, 1), "UTC")

@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.core.models import DeliveryLink, OutboundBatch, Quarantine
 from apps.wattics.models import WatticsAccount, WatticsLatePacket, WatticsStream
 from apps.wattics.services import stream_push, stream_resume
-from tests.wattics.conftest import Q, T0, ingest
+from tests.wattics.conftest import T0, Q, ingest
 from tests.wattics.fake import FakeWattics, basic
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -145,52 +147,62 @@ def readings_ingest(
         Device.objects.filter(deployment=deployment).values_list("external_id", "id")
     )
     parameters = {p.key: p for p in Parameter.objects.all()}
-    merge = _merge_postgresql if connection.vendor == "postgresql" else _merge_generic
     validate = _validator(devices, parameters, deployment)
     index = 0
     with transaction.atomic():
         _lock_deployment(deployment.pk)
-        for chunk in _chunks(records, chunk_size):
-            rows: dict[tuple, tuple] = {}
-            bad: list[Quarantine] = []
-            for record in chunk:
-                try:
-                    row = validate(record)
-                except InvalidReading as exc:
-                    result.rejections.append(Rejection(index, str(exc)))
-                    if quarantine:
-                        bad.append(
-                            Quarantine(
-                                deployment=deployment,
-                                kind=Quarantine.Kind.READING,
-                                source=source,
-                                reason=str(exc),
-                                payload=record.as_payload(),
-                                run=run,
+        with _merger() as merger:
+            for chunk, more in _chunks(records, chunk_size):
+                rows: dict[tuple, tuple] = {}
+                bad: list[Quarantine] = []
+                for record in chunk:
+                    try:
+                        row = validate(record)
+                    except InvalidReading as exc:
+                        result.rejections.append(Rejection(index, str(exc)))
+                        if quarantine:
+                            bad.append(
+                                Quarantine(
+                                    deployment=deployment,
+                                    kind=Quarantine.Kind.READING,
+                                    source=source,
+                                    reason=str(exc),
+                                    payload=record.as_payload(),
+                                    run=run,
+                                )
                             )
-                        )
-                else:
-                    key = row[:3]
-                    if key in rows:
-                        result.duplicates += 1
-                    rows[key] = row
-                index += 1
-            result.quarantined += len(bad) if quarantine else 0
-            if bad:
-                Quarantine.objects.bulk_create(bad)
-            if rows:
-                inserted, updated = merge(list(rows.values()))
-                result.inserted += inserted
-                result.updated += updated
-                result.unchanged += len(rows) - inserted - updated
+                    else:
+                        key = row[:3]
+                        if key in rows:
+                            result.duplicates += 1
+                        rows[key] = row
+                    index += 1
+                _add(result, merger.wait())  # the previous chunk's merge, if still running
+                result.quarantined += len(bad) if quarantine else 0
+                if bad:
+                    Quarantine.objects.bulk_create(bad)
+                if rows:
+                    merger.start(list(rows.values()), more)
+            _add(result, merger.wait())
         _count_day(deployment, result.accepted, result.quarantined)
     return result
 
 
-def _chunks(records: Iterable[ReadingIn], size: int) -> Iterator[list[ReadingIn]]:
+def _add(result: IngestResult, merged: tuple[int, int, int]) -> None:
+    staged, inserted, updated = merged
+    result.inserted += inserted
+    result.updated += updated
+    result.unchanged += staged - inserted - updated
+
+
+def _chunks(records: Iterable[ReadingIn], size: int) -> Iterator[tuple[list[ReadingIn], bool]]:
+    """Chunks of `size` records, each with whether more records follow it."""
     iterator = iter(records)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+    chunk = list(islice(iterator, size))
+    while chunk:
+        head = list(islice(iterator, 1))
+        yield chunk, bool(head)
+        chunk = head + list(islice(iterator, size - 1)) if head else []
 
 
 def _validate(
@@ -394,7 +406,75 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 """
 
 
+class _Merger:
+    """Runs each chunk's merge inline (the SQLite demo, or the last chunk)."""
+
+    def __init__(self) -> None:
+        self._done = (0, 0, 0)
+
+    def __enter__(self) -> _Merger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def start(self, rows: list[tuple], more: bool) -> None:
+        merge = _merge_postgresql if connection.vendor == "postgresql" else _merge_generic
+        self._done = (len(rows), *merge(rows))
+
+    def wait(self) -> tuple[int, int, int]:
+        done, self._done = self._done, (0, 0, 0)
+        return done
+
+
+class _OverlappingMerger(_Merger):
+    """PostgreSQL: the server merges chunk n while this process validates chunk n + 1.
+
+    One connection runs one statement at a time, so only the merge statement goes to a
+    helper thread, on this thread's own connection (so in the same transaction); the next
+    COPY, the quarantine rows and the daily stat all wait for it first. A call that fits in
+    one chunk never starts the thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._db = connections[DEFAULT_DB_ALIAS]
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: tuple[int, Future] | None = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # no statement outlives the call, even on error
+            self._db.dec_thread_sharing()
+
+    def start(self, rows: list[tuple], more: bool) -> None:
+        if not more:
+            super().start(rows, more)
+            return
+        _stage(rows)
+        if self._pool is None:
+            self._db.inc_thread_sharing()
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readings-merge")
+        self._pending = (len(rows), self._pool.submit(_merge_staged, self._db))
+
+    def wait(self) -> tuple[int, int, int]:
+        if self._pending is None:
+            return super().wait()
+        (staged, future), self._pending = self._pending, None
+        return (staged, *future.result())
+
+
+def _merger() -> _Merger:
+    return _OverlappingMerger() if connection.vendor == "postgresql" else _Merger()
+
+
 def _merge_postgresql(rows: list[tuple]) -> tuple[int, int]:
+    _stage(rows)
+    return _merge_staged(connection)
+
+
+def _stage(rows: list[tuple]) -> None:
+    """Load one chunk into the session's staging table (binary COPY)."""
     with connection.cursor() as cursor:
         cursor.execute(_STAGE_DDL)
         cursor.execute("TRUNCATE core_reading_stage")
@@ -406,6 +486,10 @@ def _merge_postgresql(rows: list[tuple]) -> tuple[int, int]:
             write_row = copy.write_row
             for row in rows:
                 write_row(row)
+
+
+def _merge_staged(db: BaseDatabaseWrapper) -> tuple[int, int]:
+    with db.cursor() as cursor:
         cursor.execute(_MERGE_SQL)
         inserted, updated = cursor.fetchone()
     return inserted, updated

@@ -78,6 +78,7 @@ def connection_preview(*, connection: Connection) -> list[EndpointPreview]:
     """One page of each endpoint, mapped, nothing stored: what a sync would see."""
     from apps.pull.client import UpstreamClient
     from apps.pull.mapping import MappingError, RecordMapper, parse_instant
+    from apps.pull.services.usage import format_instant
 
     client = UpstreamClient(connection, sleep=lambda seconds: None)
     zone = zoneinfo.ZoneInfo(connection.source_timezone)
@@ -89,11 +90,13 @@ def connection_preview(*, connection: Connection) -> list[EndpointPreview]:
                                       columns=[*endpoint.fields, "problem"])
             params = {}
             if endpoint.role in (Endpoint.Role.CONSUMPTION, Endpoint.Role.READINGS):
-                start = now - dt.timedelta(days=1)
                 fmt = connection.date_format
-                params = {connection.date_from_param: start.astimezone(zone).strftime(fmt),
-                          connection.date_to_param: (now + dt.timedelta(days=1))
-                          .astimezone(zone).strftime(fmt)}
+                params = {
+                    connection.date_from_param: format_instant(now - dt.timedelta(days=1), fmt,
+                                                               zone),
+                    connection.date_to_param: format_instant(now + dt.timedelta(days=1), fmt,
+                                                             zone),
+                }
             mapper = RecordMapper(endpoint.fields)
             try:
                 for page in client.pages(endpoint, params, max_pages=1):

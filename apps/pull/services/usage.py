@@ -146,6 +146,13 @@ def _floor_day(instant: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
 
+def format_instant(instant: dt.datetime, fmt: str, zone: zoneinfo.ZoneInfo) -> str:
+    """A range bound as the provider wants it: in its zone, or in UTC if the format says Z."""
+    if "Z" in fmt.replace("%Z", ""):
+        return instant.astimezone(dt.UTC).strftime(fmt)
+    return instant.astimezone(zone).strftime(fmt)
+
+
 def _date_only(fmt: str) -> bool:
     return not any(d in fmt for d in ("%H", "%I", "%M", "%S", "%s", "%c", "%X", "%T"))
 
@@ -232,9 +239,8 @@ def usage_sync(
 
 def _window_fetch(connection, client, endpoint, convert, start, end, zone, buffer, result, run,
                   flush, on_page) -> None:
-    fmt = connection.date_format
-    params = {connection.date_from_param: start.astimezone(zone).strftime(fmt),
-              connection.date_to_param: end.astimezone(zone).strftime(fmt)}
+    params = {connection.date_from_param: format_instant(start, connection.date_format, zone),
+              connection.date_to_param: format_instant(end, connection.date_format, zone)}
     role = endpoint.role
     for page in client.pages(endpoint, params):
         for raw in page.records:

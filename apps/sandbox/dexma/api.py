@@ -112,7 +112,12 @@ def access_token(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error(405, "Method not allowed")
     app_id, secret = request.GET.get("app_id", ""), request.GET.get("secret", "")
-    if app_id != settings.DEXMA_APP_ID or secret != settings.DEXMA_APP_SECRET:
+    # The app registered in this simulated platform: by default the hub's own credentials.
+    registered_id = getattr(settings, "SANDBOX_DEXMA_APP_ID", "") or settings.DEXMA_APP_ID
+    registered_secret = (
+        getattr(settings, "SANDBOX_DEXMA_APP_SECRET", "") or settings.DEXMA_APP_SECRET
+    )
+    if app_id != registered_id or secret != registered_secret:
         return error(401, "Unknown app_id or wrong secret")
     with transaction.atomic():
         temp = TempToken.objects.select_for_update().filter(

@@ -6,6 +6,15 @@ class SandboxWatticsConfig(AppConfig):
     label = "sandbox_wattics"
     verbose_name = "Sandbox: Wattics collector"
 
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from apps.sandbox.wattics.models import CollectorFault
+        from apps.sandbox.wattics.views import faults_changed
+
+        post_save.connect(faults_changed, sender=CollectorFault)
+        post_delete.connect(faults_changed, sender=CollectorFault)
+
     def demo_setup(self, *, deployment, write) -> None:
         """The collector account the demo's Wattics account logs in with."""
         from django.conf import settings

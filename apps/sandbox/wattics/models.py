@@ -16,6 +16,9 @@ class CollectorAccount(models.Model):
     auto_register = models.BooleanField(
         default=False, help_text="Register unknown meter ids on their first packet (demo)."
     )
+    log_packets = models.BooleanField(
+        default=True, help_text="Keep every packet received (off: counters only, faster)."
+    )
 
     class Meta:
         verbose_name = "collector account"

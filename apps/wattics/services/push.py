@@ -194,6 +194,7 @@ class StreamSender:
                     through = ts
                 elif answer.status == 400:
                     _advance(stream, through, accepted=True, sent=sent)
+                    self.result.sent += sent
                     sent, through = 0, None
                     self.quarantine(packet, ts, answer)
                     self.result.refused += 1
