@@ -234,13 +234,10 @@ DEXMA_DATASOURCE_TYPE_KEY = env.str("DEXMA_DATASOURCE_TYPE_KEY", default="hub")
 # Origins allowed to frame the /dexma/ pages and to call its authenticated endpoints.
 # The demo's sandbox platform page is served from "localhost" while the hub is "127.0.0.1"
 # (same server, two origins), so the frame is a real cross-origin frame.
-from urllib.parse import urlsplit  # noqa: E402
-
-_hub_parts = urlsplit(HUB_BASE_URL)
 DEXMA_PLATFORM_ORIGINS = env.list(
     "DEXMA_PLATFORM_ORIGINS",
     default=(
-        [f"{_hub_parts.scheme}://localhost:{_hub_parts.port or 80}"]
+        [HUB_BASE_URL.rstrip("/").replace("://127.0.0.1", "://localhost")]
         if SANDBOX_ENABLED
         else ["https://www.dexcell.com"]
     ),
@@ -307,7 +304,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.partner_api.auth.PartnerAccess"],
     "DEFAULT_THROTTLE_CLASSES": ["apps.partner_api.throttling.KeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.partner_api.parsers.PartnerJSONParser"],
     # One error body for the partner API; DRF's own shape for any other DRF view.
     "EXCEPTION_HANDLER": "apps.partner_api.errors.exception_handler",
 }

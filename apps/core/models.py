@@ -325,7 +325,9 @@ class Reading(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.device_id}/{self.parameter_id}@{self.ts.isoformat()}={self.value}"
+        # Shown one object at a time (admin, logs): the joins are affordable there.
+        return (f"{self.device.external_id} {self.parameter.key} "
+                f"@ {self.ts.isoformat()} = {self.value:g}")
 
 
 class Run(models.Model):
@@ -390,7 +392,8 @@ class Quarantine(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name_plural = "quarantine"
+        verbose_name = "quarantined record"
+        verbose_name_plural = "quarantined records"
         indexes = [
             models.Index(fields=["status", "-created_at"], name="quarantine_status_idx"),
         ]

@@ -4,21 +4,10 @@ List outputs are built as plain dicts by the selectors (a 500-row page through D
 objects costs more than the query); these serializers describe the same shapes for OpenAPI.
 """
 
-import json
-
 from django.conf import settings
 from rest_framework import serializers
 
 from apps.core.models import COMMODITY_SUBTYPES, Commodity
-
-
-class MetadataField(serializers.DictField):
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if "\\u0000" in json.dumps(value):
-            raise serializers.ValidationError("NUL characters are not allowed in metadata")
-        return value
-
 
 ALL_SUBTYPES = sorted({s for subs in COMMODITY_SUBTYPES.values() for s in subs})
 
@@ -51,7 +40,7 @@ class AssetInputSerializer(serializers.Serializer):
     longitude = serializers.FloatField(required=False, allow_null=True, min_value=-180,
                                        max_value=180)
     timezone = serializers.CharField(max_length=64, required=False)
-    metadata = MetadataField(required=False)
+    metadata = serializers.DictField(required=False)
     active = serializers.BooleanField(required=False)
 
     def to_model_fields(self) -> dict:
@@ -82,7 +71,7 @@ class MeterInputSerializer(serializers.Serializer):
     subtype = serializers.ChoiceField(choices=ALL_SUBTYPES, required=False, allow_blank=True,
                                       help_text="Must belong to the type.")
     unit = serializers.CharField(max_length=32)
-    metadata = MetadataField(required=False)
+    metadata = serializers.DictField(required=False)
     active = serializers.BooleanField(required=False)
 
     def to_model_fields(self) -> dict:

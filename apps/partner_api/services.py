@@ -176,16 +176,13 @@ def idempotent(*, key: ApiKey, idempotency_key: str | None, fingerprint: str,
     return Answer(previous.status_code, previous.response, replayed=True)
 
 
-_RENAMES = {"meter": "device"}
 _NOT_AN_OBJECT = "a reading must be a JSON object"
 
 
 def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) -> Answer:
     """Store a batch through the core ingest; answer with counts and per-index rejections."""
     positions = [i for i, item in enumerate(records) if isinstance(item, dict)]
-    incoming = [ReadingIn.from_mapping({_RENAMES.get(k, k): _no_nul(v)
-                                        for k, v in records[i].items()})
-                for i in positions]
+    incoming = [_reading_in(records[i]) for i in positions]
     not_objects = [i for i, item in enumerate(records) if not isinstance(item, dict)]
     source = f"partner_api:{key.prefix}"
     with run_logged(kind="ingest", target=f"partner API push ({key.name})",
@@ -220,17 +217,20 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
     return Answer(200, body)
 
 
-def _no_nul(value: Any) -> Any:
-    """PostgreSQL text cannot hold NUL: keep it visible, escaped, in reasons and payloads."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\\u0000")
-    return value
+def _reading_in(item: dict[str, Any]) -> ReadingIn:
+    """The wire record (`meter`, not core's `device`); missing keys fail core validation."""
+    get = item.get
+    return ReadingIn(device=get("meter", ""), parameter=get("parameter", ""), ts=get("ts", ""),
+                     value=get("value"), period_end=get("period_end"),
+                     estimated=get("estimated", False), quality=get("quality", 0),
+                     cost=get("cost"), currency=get("currency") or "")
 
 
 def _json(item: Any) -> Any:
+    """The raw item if the database can store it as JSON (no NaN or infinity), else its repr."""
     try:
-        text = json.dumps(item)
-        return json.loads(text.replace("\\u0000", "\\\\u0000"))
+        json.dumps(item, allow_nan=False)
+        return item
     except (TypeError, ValueError):
         return repr(item)
 

@@ -46,10 +46,18 @@ def compile_path(path: str) -> Getter:
             steps.append(int(plain))
         else:
             steps.append(plain)
-    if len(steps) == 1:
-        (step,) = steps
-        if isinstance(step, str):
-            return lambda doc: doc.get(step) if isinstance(doc, dict) else None
+    # The common shapes get straight-line getters: they run for every usage record.
+    if len(steps) == 1 and isinstance(steps[0], str):
+        (key,) = steps
+        return lambda doc: doc.get(key) if type(doc) is dict else None
+    if len(steps) == 2 and all(isinstance(step, str) for step in steps):
+        outer, inner = steps
+
+        def get_two(doc: Any) -> Any:
+            value = doc.get(outer) if type(doc) is dict else None
+            return value.get(inner) if type(value) is dict else None
+
+        return get_two
 
     def get(doc: Any) -> Any:
         for step in steps:

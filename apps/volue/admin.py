@@ -186,8 +186,8 @@ class EventTargetAdmin(admin.ModelAdmin):
 
     @admin.display(description="location")
     def location(self, obj: EventTarget) -> str:
-        return obj.meter_point_id or obj.location_id or (
-            obj.matched_meter.meter_point_id if obj.matched_meter else "")
+        matched = obj.matched_meter.meter_point_id if obj.matched_meter else ""
+        return obj.meter_point_id or matched or obj.location_id
 
     @admin.display(description="from (UTC)", ordering="event__window_start")
     def window_start(self, obj: EventTarget) -> object:
@@ -295,14 +295,16 @@ class EnergyReportAdmin(admin.ModelAdmin):
     @admin.display(description="energy per hour (kWh)")
     def hours(self, obj: EnergyReport) -> str:
         rows = [
-            (payload.get("resourceId"), point["timestamp"], point["kiloWattHours"])
+            (payload.get("meterPointId") or payload.get("resourceId"), point["timestamp"],
+             point["kiloWattHours"])
             for payload in (obj.payload or {}).get("payloads", [])
             for point in payload.get("points", [])
         ]
         if not rows:
             return "—"
         return format_html(
-            "<table><tr><th>target</th><th>hour (UTC)</th><th>kWh</th></tr>{}</table>",
+            "<table><tr><th>meter point / resource</th><th>hour (UTC)</th><th>kWh</th></tr>"
+            "{}</table>",
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
         )
 

@@ -237,7 +237,7 @@ class EnergyReport(models.Model):
     class State(models.TextChoices):
         WAITING = "waiting", "Waiting for the event's hours or data"
         FLAGGED = "flagged", "Incomplete past the deadline"
-        QUEUED = "queued", "In the outbox"
+        QUEUED = "queued", "Handed to the outbox (see delivery)"
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reports")
     customer = models.ForeignKey(VolueCustomer, on_delete=models.CASCADE, related_name="reports")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from apps.core.locks import AlreadyRunning, single_flight
 from apps.core.services import run_logged
@@ -49,7 +50,10 @@ def notification_process(notification_id: int) -> str:
     notification = Notification.objects.get(pk=notification_id)
     if notification.processed_at is not None:
         return "already processed"
-    return services.notification_process(notification=notification).event_id
+    event = services.notification_process(notification=notification)
+    if event.window_end is not None and event.window_end <= timezone.now():
+        reports_plan.delay()  # the event's hours are already over: report without waiting
+    return event.event_id
 
 
 @shared_task(name="volue.events_catch_up")
@@ -64,7 +68,9 @@ def events_catch_up() -> dict:
                           "pages": result.pages, "malformed": len(result.malformed)}
             if result.malformed:
                 run.status, run.error = "partial", "\n".join(result.malformed)
-            return run.counts
+        if result.recorded:
+            reports_plan.delay()
+        return run.counts
     except AlreadyRunning:
         return {"skipped": "already running"}
 

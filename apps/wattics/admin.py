@@ -142,8 +142,8 @@ class StreamForm(forms.ModelForm):
 @admin.register(WatticsStream)
 class WatticsStreamAdmin(admin.ModelAdmin):
     form = StreamForm
-    list_display = ("meter_id", "device", "kind", "state_badge", "last_accepted", "sent_count",
-                    "late", "refused_count", "backlog_text", "cadence")
+    list_display = ("meter_id", "device", "state_badge", "cadence", "last_accepted", "sent",
+                    "late", "refused", "backlog_text")
     list_filter = ("kind", "link__state", "deployment")
     list_select_related = ("device", "link", "device__site", "device__datasource",
                            "deployment")
@@ -209,14 +209,22 @@ class WatticsStreamAdmin(admin.ModelAdmin):
             return "never"
         return local_timestamp(obj.last_accepted_ts, obj.zone_name)
 
-    @admin.display(description="Late (undeliverable)", ordering="late_count")
+    @admin.display(description="Sent", ordering="sent_count")
+    def sent(self, obj: WatticsStream) -> int:
+        return obj.sent_count
+
+    @admin.display(description="Refused (400)", ordering="refused_count")
+    def refused(self, obj: WatticsStream) -> int:
+        return obj.refused_count
+
+    @admin.display(description="Late", ordering="late_count")
     def late(self, obj: WatticsStream) -> str:
         if not obj.late_count:
             return "0"
         url = reverse("admin:wattics_watticslatepacket_changelist") + f"?stream__id__exact={obj.pk}"
         return format_html('<a class="hub-alert" href="{}">{}</a>', url, obj.late_count)
 
-    @admin.display(description="Backlog (packets)")
+    @admin.display(description="Backlog")
     def backlog_text(self, obj: WatticsStream) -> str:
         return str(obj.backlog or 0)
 
@@ -231,8 +239,8 @@ class WatticsStreamAdmin(admin.ModelAdmin):
                 'Wattics admin, or this stream\'s interval.">cadence mismatch: data every {}, '
                 'registered {}</span>', registered, _interval(observed), _interval(observed),
                 registered)
-        return f"every {registered}" + (f" (data every {_interval(observed)})"
-                                         if observed else "")
+        return f"registered {registered}" + (f", data every {_interval(observed)}"
+                                              if observed else "")
 
     # --- change page -------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import itertools
 import statistics
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from apps.core.models import Device, OutboundBatch, Reading
@@ -57,10 +57,13 @@ def streams_of_account(*, account: WatticsAccount) -> list[WatticsStream]:
 
 
 def streams_with_backlog(queryset: QuerySet[WatticsStream]) -> QuerySet[WatticsStream]:
-    """Streams annotated with `backlog`: packets planned and not yet sent."""
-    return queryset.annotate(
-        backlog=Sum("link__batches__item_count", filter=Q(link__batches__state__in=OPEN))
-    )
+    """Streams annotated with `backlog`: packets planned and not yet sent.
+
+    Only open batches are summed (sent ones pile up for ever), one subquery per stream.
+    """
+    open_items = (OutboundBatch.objects.filter(link=OuterRef("link"), state__in=OPEN)
+                  .order_by().values("link").annotate(n=Sum("item_count")).values("n"))
+    return queryset.annotate(backlog=Subquery(open_items, output_field=BigIntegerField()))
 
 
 def stream_packet_times(

@@ -15,12 +15,19 @@
   function draw(box) {
     var series;
     try { series = JSON.parse(box.getAttribute("data-series")); } catch (e) { return; }
-    var W = 640, H = 220, L = 50, R = 10, T = 10, B = 40;
+    var rows = Math.ceil(series.length / 3);
+    var W = 640, H = 200 + 14 * rows, L = 50, R = 10, T = 10, B = 26 + 14 * rows;
     var times = [], values = [];
     series.forEach(function (s) {
       s.points.forEach(function (p) {
         times.push(Date.parse(p[0])); values.push(Number(p[1]));
       });
+      // A value holds for its period: the last one ends one step after it starts.
+      var n = s.points.length;
+      var step = n > 1 ? Date.parse(s.points[n - 1][0]) - Date.parse(s.points[n - 2][0])
+                       : 3600000;
+      s.end = Date.parse(s.points[n - 1][0]) + step;
+      times.push(s.end);
     });
     if (!times.length) { return; }
     var t0 = Math.min.apply(null, times), t1 = Math.max.apply(null, times);
@@ -47,8 +54,10 @@
         d += (j === 0 ? "M" : "H" + px.toFixed(1) + " V") + (j === 0 ? px.toFixed(1) + " " : "") +
              py.toFixed(1) + " ";
       });
+      d += "H" + x(s.end).toFixed(1);
       svg.appendChild(el("path", {d: d, fill: "none", stroke: colour, "stroke-width": 2}));
-      svg.appendChild(el("text", {x: L + 8 + i * 150, y: H - 6, fill: colour}, s.label));
+      svg.appendChild(el("text", {x: L + (i % 3) * 195, y: H - B + 32 + Math.floor(i / 3) * 14,
+                                  fill: colour}, s.label));
     });
     box.appendChild(svg);
   }

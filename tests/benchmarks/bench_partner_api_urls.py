@@ -10,19 +10,28 @@ from django.urls import path
 
 from config.urls import urlpatterns as hub_urlpatterns
 
+# The page first, then the redelivery beside each of its 500 rows: one statement.
 BARE_SQL = """
-SELECT d.external_id, p.key, r.ts, r.period_end, r.value, p.unit, x.value, d.subtype,
-       r.cost, r.currency, r.estimated, r.seq
-FROM core_reading r
-JOIN core_device d ON d.id = r.device_id
-JOIN core_parameter p ON p.id = r.parameter_id
+WITH page AS (
+    SELECT r.device_id, r.parameter_id, r.ts, r.period_end, r.value, r.cost, r.currency,
+           r.estimated, r.seq
+    FROM core_reading r
+    JOIN core_device d ON d.id = r.device_id
+    WHERE d.deployment_id = %s AND r.seq > %s
+      AND r.parameter_id IN (SELECT id FROM core_parameter WHERE kind = 'interval'
+                             AND operation = 'delta' AND key NOT LIKE 'exported_%%')
+    ORDER BY r.seq
+    LIMIT %s
+)
+SELECT d.external_id, p.key, page.ts, page.period_end, page.value, p.unit, x.value,
+       d.subtype, page.cost, page.currency, page.estimated, page.seq
+FROM page
+JOIN core_device d ON d.id = page.device_id
+JOIN core_parameter p ON p.id = page.parameter_id
 LEFT JOIN core_parameter xp ON xp.key = 'exported_' || p.key
 LEFT JOIN core_reading x
-       ON x.device_id = r.device_id AND x.parameter_id = xp.id AND x.ts = r.ts
-WHERE d.deployment_id = %s AND p.kind = 'interval' AND p.operation = 'delta'
-  AND p.key NOT LIKE 'exported_%%' AND r.seq > %s
-ORDER BY r.seq
-LIMIT %s
+       ON x.device_id = page.device_id AND x.parameter_id = xp.id AND x.ts = page.ts
+ORDER BY page.seq
 """
 
 

@@ -100,18 +100,32 @@ def test_ping_answers_pong_without_touching_the_database(client, django_assert_n
     assert response["Content-Type"].startswith("text/plain")
 
 
-def test_app_status_reports_each_dependency_and_server_time(client, monkeypatch):
+def test_app_status_reports_each_dependency_and_server_time(client, installation,
+                                                            monkeypatch):
     from apps.core.selectors import Check
     from apps.dexma import views
 
     monkeypatch.setitem(views.STATUS_CHECKS, "workers", lambda: Check(False, "none answered"))
     monkeypatch.setitem(views.STATUS_CHECKS, "dexma_api", lambda: Check(True, "HTTP 401"))
-    body = client.get("/dexma/app-status").json()
+    body = client.get("/dexma/app-status", {"dep_token": TOKEN}).json()
     assert body["status"] == "degraded"
     assert set(body["dependencies"]) == {"database", "broker", "workers", "dexma_api"}
     assert body["dependencies"]["database"]["status"] == "ok"
     assert body["dependencies"]["workers"] == {"status": "down", "detail": "none answered"}
     assert body["serverTime"].endswith("Z")
+
+
+def test_app_status_without_dep_token_hides_the_details(client, monkeypatch):
+    from apps.core.selectors import Check
+    from apps.dexma import views
+
+    monkeypatch.setitem(views.STATUS_CHECKS, "workers", lambda: Check(False, "secret host"))
+    monkeypatch.setitem(views.STATUS_CHECKS, "dexma_api", lambda: Check(True, "HTTP 401"))
+    response = client.get("/dexma/app-status")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["dependencies"]["workers"] == {"status": "down"}
 
 
 def test_app_status_answers_fast_when_a_dependency_hangs(client, monkeypatch):

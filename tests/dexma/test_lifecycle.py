@@ -181,3 +181,12 @@ def test_admin_refuses_a_device_of_another_deployment(registered, other_deployme
     foreign = make_device(other_deployment, "GLX-1")
     with pytest.raises(ValidationError):
         SelectedDevice(datasource=registered, device=foreign).full_clean()
+
+
+@responses.activate
+def test_consents_task_logs_what_it_pushed(registered):
+    responses.post(f"{API}/datasources", json=merge_answer("DISABLED"))
+    hub_source = registered.selections.get().device.datasource
+    datasource_set_consent(datasource=hub_source, status=Datasource.Consent.REVOKED)
+    assert tasks.consents_apply.apply().get() == {"pushed": 1, "failed": 0}
+    assert Run.objects.get(kind="dexma.consents").status == Run.Status.SUCCEEDED

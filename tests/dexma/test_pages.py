@@ -6,7 +6,7 @@ import pytest
 import responses
 from django.core import signing
 
-from apps.core.models import Datasource, DeliveryLink, Deployment, Parameter
+from apps.core.models import Datasource, DeliveryLink, Parameter
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
 from apps.dexma.views import PAGE_TOKEN_SALT
 
@@ -379,10 +379,6 @@ def test_a_datasource_over_a_lapsed_consent_is_created_disabled(client, installa
     assert DexmaDatasource.objects.get().consent_suspended
 
 
-def test_unused_deployment_fixture_is_not_touched(db):
-    assert not Deployment.objects.exists()
-
-
 # --- language ----------------------------------------------------------------------------
 
 
@@ -406,3 +402,19 @@ def test_platform_errors_after_submit_keep_the_language_of_the_page(client, inst
                                                              "lang": "es_ES"}))
     response = client.post("/dexma/datasources/new", {"name": "x", "pt": token})
     assert "Elija al menos un contador." in response.content.decode()
+
+
+@responses.activate
+def test_an_exhausted_rate_budget_is_reported_in_the_page_instead_of_waiting(
+    client, installation, meters, energy
+):
+    limited = {"X-Ratelimit-Hour-Remaining": "0", "X-Ratelimit-Hour-Reset": "1200",
+               "X-Ratelimit-Day-Remaining": "50", "X-Ratelimit-Day-Reset": "9000"}
+    responses.post(f"{API}/datasources", status=429, headers=limited, json={
+        "status": 429, "code": "E429", "message": "Too Many Requests"})
+    token = page_token(client.get("/dexma/datasources/new", {"dep_token": TOKEN}))
+    response = client.post("/dexma/datasources/new", {**form(meters, energy), "pt": token})
+    assert response.status_code == 400
+    assert "Too Many Requests" in response.content.decode()
+    assert len(responses.calls) == 1
+    assert not DexmaDatasource.objects.exists()

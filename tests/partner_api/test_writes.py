@@ -143,3 +143,21 @@ def test_a_meter_subtype_of_another_type_is_refused(api):
                                                "unit": "m³"}, format="json")
     assert response.status_code == 400
     assert "subtype" in response.json()["error"]["fields"]
+
+
+def test_a_nul_character_in_a_record_is_quarantined_not_a_server_error(api, meter):
+    body = '{"readings": [{"meter": "m\\u0000", "parameter": "active_power", ' \
+           '"ts": "2026-03-01T00:00:00Z", "value": 1}]}'
+    response = api.post("/api/v1/readings/", body, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["rejected"] == 1
+    assert "m\\u0000" in Quarantine.objects.get().payload["device"]
+
+
+def test_a_non_finite_value_is_rejected_for_that_record_only(api, meter):
+    body = ('{"readings": [{"meter": "m1", "parameter": "active_power", '
+            '"ts": "2026-03-01T00:00:00Z", "value": NaN}, [NaN]]}')
+    response = api.post("/api/v1/readings/", body, content_type="application/json")
+    assert response.status_code == 200
+    assert [r["index"] for r in response.json()["rejections"]] == [0, 1]
+    assert "finite" in response.json()["rejections"][0]["reason"]

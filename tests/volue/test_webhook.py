@@ -31,6 +31,7 @@ def processed(monkeypatch):
         tasks.notification_process(notification_id)
 
     monkeypatch.setattr(tasks.notification_process, "delay", delay)
+    monkeypatch.setattr(tasks.reports_plan, "delay", lambda: None)
     return handed
 
 
@@ -177,3 +178,15 @@ def test_webhook_is_exempt_from_csrf(subscription):
     body = notification()
     strict = Client(enforce_csrf_checks=True)
     assert post(strict, body, signature_of(body, SECRET)).status_code == 202
+
+
+def test_event_whose_hours_are_over_asks_for_its_report_at_once(
+    client, subscription, processed, django_capture_on_commit_callbacks, monkeypatch
+):
+    planned = []
+    monkeypatch.setattr(tasks.reports_plan, "delay", lambda: planned.append(True))
+    body = notification()  # its hours were in March 2026
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, body, signature_of(body, SECRET))
+
+    assert planned == [True]

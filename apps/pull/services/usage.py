@@ -10,17 +10,20 @@ idempotent: nothing is lost, nothing duplicated).
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django import db
 from django.db import transaction
 
 from apps.core.http import HubHTTPError, PermanentError, TransientError
 from apps.core.models import Device, Parameter, Quarantine, Run
 from apps.core.services import ReadingIn, readings_ingest
-from apps.pull.client import LoopDetected, UpstreamClient
+from apps.pull.client import LoopDetected, Page, UpstreamClient
 from apps.pull.mapping import (
     MappingError,
     RecordMapper,
@@ -76,7 +79,20 @@ class _RecordConverter:
         self.redelivery = connection.consumption_parameters.get("redelivery")
         self.production = connection.consumption_parameters.get("production")
         self._targets: dict[tuple[str, str | None], tuple[str, float]] = {}
+        self._instants: dict[str, dt.datetime] = {}
         self.production_ignored = 0
+
+    def _instant(self, value: Any, what: str) -> dt.datetime:
+        # Usage pages repeat the same period for every meter: parse each text once.
+        if type(value) is str:
+            cached = self._instants.get(value)
+            if cached is not None:
+                return cached
+            if len(self._instants) > 50_000:
+                self._instants.clear()
+            parsed = self._instants[value] = parse_instant(value, what, self.zone)
+            return parsed
+        return parse_instant(value, what, self.zone)
 
     def _target(self, meter_id: str, meter: _Meter, key: str | None,
                 what: str) -> tuple[str, float]:
@@ -107,12 +123,12 @@ class _RecordConverter:
         value = parse_number(mapped.get("value"), "value")
         estimated = parse_flag(mapped.get("estimated"))
         if self.role == Endpoint.Role.READINGS:
-            ts = parse_instant(mapped.get("timestamp"), "timestamp", self.zone)
+            ts = self._instant(mapped.get("timestamp"), "timestamp")
             parameter, factor = self._target(meter_id, meter, None, "cumulative")
             return [ReadingIn(device=meter_id, parameter=parameter, ts=ts, value=value * factor,
                               estimated=estimated)], mapped
-        start = parse_instant(mapped.get("start"), "start", self.zone)
-        end = parse_instant(mapped.get("end"), "end", self.zone)
+        start = self._instant(mapped.get("start"), "start")
+        end = self._instant(mapped.get("end"), "end")
         if end <= start:
             raise MappingError(f"end {end.isoformat()} is not after start {start.isoformat()}")
         cost, currency = mapped.get("cost"), mapped.get("currency")
@@ -242,7 +258,7 @@ def _window_fetch(connection, client, endpoint, convert, start, end, zone, buffe
     params = {connection.date_from_param: format_instant(start, connection.date_format, zone),
               connection.date_to_param: format_instant(end, connection.date_format, zone)}
     role = endpoint.role
-    for page in client.pages(endpoint, params):
+    for page in prefetched(client.pages(endpoint, params)):
         for raw in page.records:
             result.counts.fetched += 1
             try:
@@ -257,6 +273,60 @@ def _window_fetch(connection, client, endpoint, convert, start, end, zone, buffe
             flush()
         if on_page is not None:
             on_page()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+def prefetched(pages: Iterator[Page], depth: int = 4) -> Iterator[Page]:
+    """The pages of ``pages``, fetched and decoded by a helper thread up to ``depth`` ahead.
+
+    The provider's time to answer and the hub's time to store then overlap instead of
+    adding up; memory stays bounded by ``depth`` pages. Errors surface in the caller, in
+    order; a caller that stops early stops the helper too.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not offer(page):
+                    return
+            outcome: object = _DONE
+        except BaseException as exc:
+            outcome = _Failure(exc)
+        finally:
+            db.connections.close_all()  # a token refresh may have opened one here
+        offer(outcome)
+
+    helper = threading.Thread(target=produce, name="pull-prefetch", daemon=True)
+    helper.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        helper.join(timeout=30)
 
 
 def _partial(convert: _RecordConverter, raw: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, close_old_connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -462,7 +462,7 @@ def _auto_event_later() -> None:
 
 @csrf_exempt
 @require_http_methods(["POST"])
-def trigger(request: HttpRequest) -> JsonResponse:
+def trigger(request: HttpRequest) -> HttpResponse:
     """Raise events (`?type=` one notification type, default all) and notify the webhooks.
 
     `start` (ISO, default four hours ago) and `hours` (default 3) place the event's hours;
@@ -488,6 +488,8 @@ def trigger(request: HttpRequest) -> JsonResponse:
         created = event_create(notification_type, start, hours)
         out.append({"eventId": created.event_id, "type": notification_type,
                     "deliveries": notify(created) if deliver else []})
+    if "text/html" in request.headers.get("Accept", ""):  # a button on the sandbox page
+        return redirect("sandbox_volue:index")
     return JsonResponse({"events": out})
 
 

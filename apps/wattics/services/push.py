@@ -84,6 +84,7 @@ class StreamSender:
         self.stream, self.account, self.client = stream, account, client
         self.progress = progress
         self.result = PushResult()
+        self.fresh = True
 
     # --- what Wattics answered ---------------------------------------------------------
 
@@ -172,8 +173,10 @@ class StreamSender:
             reason = self.account.rejected_reason or "the stream's Wattics account is rejected"
             stream_stop(stream=stream, reason=reason, alert=False)
             return Outcome(ok=False, error=reason)
-        # A retried batch may have been cut short by a dead worker: resume from Wattics.
-        if stream.needs_resync or batch.attempts > 1:
+        # Each run starts from Wattics' own word (ops may have pushed elsewhere, a worker
+        # may have died mid-batch); so does a retried batch and any unanswered POST.
+        if self.fresh or stream.needs_resync or batch.attempts > 1:
+            self.fresh = False
             failed = self.sync()
             if failed is not None:
                 return failed
@@ -241,11 +244,13 @@ def stream_push(
         return PushResult(error=str(exc))
     sender = StreamSender(stream=stream, account=account, client=client, progress=progress)
     try:
-        # "On start": Wattics may hold newer data than we think; older would be discarded.
-        failed = sender.sync() if account.state == WatticsAccount.State.ACTIVE else None
-        if failed is not None:
-            sender.result.error = failed.error
-            return sender.result
+        # A stream's first start: what Wattics already holds makes older readings late.
+        if stream.synced_at is None and account.state == WatticsAccount.State.ACTIVE:
+            failed = sender.sync()
+            if failed is not None:
+                sender.result.error = failed.error
+                return sender.result
+            sender.fresh = False
         if plan:
             sender.result.planned = stream_plan(stream=stream)
         while deadline is None or time.monotonic() < deadline:

@@ -1,0 +1,52 @@
+"""The Volue pages of the ops console render, with charts drawn by a static script."""
+
+import datetime as dt
+
+import pytest
+
+from apps.volue.client import event_parse
+from apps.volue.models import EnergyReport, VolueCustomer
+from apps.volue.services import event_record
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def lpc(customer):
+    payload = {"payloadType": "LocationLPC", "targets": [{
+        "locationId": "loc-1", "meterPointId": "7070", "resolution": "01:00:00",
+        "points": [{"timestamp": (START + dt.timedelta(hours=i)).isoformat(),
+                    "maxPowerInKiloWatts": 10 + i} for i in range(3)]}]}
+    return event_record(event=event_parse("e-1", None, payload), source="webhook")[0]
+
+
+def test_event_page_carries_its_power_limits_for_the_static_chart(admin_client, lpc):
+    response = admin_client.get(f"/admin/volue/event/{lpc.pk}/change/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="volue-chart"' in page and "volue/event_chart.js" in page
+    assert "maxPowerInKiloWatts" in page  # the payload, shown as JSON
+    assert "<script>" not in page.replace("<script src", "")
+
+
+def test_power_limits_are_listed_per_location(admin_client, lpc):
+    response = admin_client.get("/admin/volue/eventtarget/")
+    assert response.status_code == 200
+    assert "3 limits, 10 to 12 kW" in response.content.decode()
+
+
+def test_flagged_report_shows_what_is_missing(admin_client, lpc, customer):
+    EnergyReport.objects.create(event=lpc, customer=customer, state="flagged",
+                                missing="7070 (main-01): 2026-03-03 13:00Z (no readings)")
+
+    response = admin_client.get("/admin/volue/energyreport/?state=flagged")
+
+    assert "7070 (main-01): 2026-03-03 13:00Z" in response.content.decode()
+
+
+def test_customer_page_lists_meters_and_resources(admin_client, customer):
+    response = admin_client.get(f"/admin/volue/voluecustomer/{customer.pk}/change/")
+    assert response.status_code == 200
+    assert VolueCustomer.objects.count() == 1
