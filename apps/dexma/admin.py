@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from apps.dexma import services
-from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.dexma import delivery, services, tasks
+from apps.dexma.mapping import MappingError
+from apps.dexma.models import Backfill, DexmaDatasource, Installation, SelectedDevice
 
 
 def _reconcile(modeladmin: admin.ModelAdmin, request: HttpRequest,
@@ -65,17 +69,19 @@ class SelectedDeviceInline(admin.TabularInline):
 @admin.register(DexmaDatasource)
 class DexmaDatasourceAdmin(admin.ModelAdmin):
     list_display = ("name", "deployment", "key", "platform_id", "platform_status", "enabled",
-                    "consent_suspended", "last_sync_at", "last_delivery", "last_error")
+                    "consent_suspended", "last_sync_at", "last_delivery", "backlog",
+                    "verification", "last_error")
     list_filter = ("platform_status", "enabled", "consent_suspended")
     search_fields = ("name", "key", "installation__dep_id")
     list_select_related = ("deployment", "link")
     readonly_fields = ("installation", "deployment", "platform_id", "key", "platform_status",
-                       "consent_suspended", "link", "last_sync_at", "last_error", "created_at",
-                       "updated_at")
+                       "consent_suspended", "link", "last_sync_at", "last_error", "verified_at",
+                       "verification", "verification_details", "created_at", "updated_at")
     # The source token stays out of the form; only what ops may decide is editable.
     fields = ("name", "enabled", *readonly_fields)
     inlines = (SelectedDeviceInline,)
-    actions = ("reconcile", "disable", "delete_on_platform")
+    actions = ("reconcile", "disable", "delete_on_platform", "deliver_now", "backfill_30_days",
+               "verify")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # created through the embedded page, which registers them in DEXMA
@@ -86,6 +92,43 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
     @admin.display(description="last delivery")
     def last_delivery(self, obj: DexmaDatasource):
         return obj.link.last_success_at if obj.link else None
+
+    @admin.display(description="open batches")
+    def backlog(self, obj: DexmaDatasource) -> int:
+        if not obj.link_id:
+            return 0
+        return obj.link.batches.filter(state__in=delivery.OPEN).count()
+
+    @admin.action(description="Push now (send new readings to IS3)")
+    def deliver_now(self, request: HttpRequest, queryset: QuerySet[DexmaDatasource]) -> None:
+        for datasource in queryset.select_related("link"):
+            result = delivery.datasource_deliver(datasource=datasource)
+            self.message_user(request, f"{datasource.name}: {result.as_counts()}",
+                              messages.WARNING if result.failed or result.dead or
+                              result.skipped else messages.SUCCESS)
+
+    @admin.action(description="Backfill the last 30 days (in the background)")
+    def backfill_30_days(self, request: HttpRequest,
+                         queryset: QuerySet[DexmaDatasource]) -> None:
+        end = timezone.now()
+        for datasource in queryset.select_related("link"):
+            try:
+                backfill = delivery.backfill_start(
+                    datasource=datasource, date_from=end - dt.timedelta(days=30), date_to=end)
+            except MappingError as exc:
+                self.message_user(request, f"{datasource.name}: {exc}", messages.ERROR)
+                continue
+            transaction.on_commit(lambda pk=backfill.pk: tasks.backfill_run.delay(pk))
+            self.message_user(request, f"{datasource.name}: backfill {backfill.pk} started; "
+                              "follow it under DEXMA > Backfills.", messages.SUCCESS)
+
+    @admin.action(description="Verify: read a sample back through APIv3")
+    def verify(self, request: HttpRequest, queryset: QuerySet[DexmaDatasource]) -> None:
+        for datasource in queryset.select_related("link", "installation"):
+            result = delivery.datasource_verify(datasource=datasource)
+            self.message_user(request, f"{datasource.name}: {result.summary}",
+                              messages.SUCCESS if result.matched == result.sampled
+                              and not result.error else messages.WARNING)
 
     def save_model(self, request, obj, form, change) -> None:
         if change and {"name", "enabled"} & set(form.changed_data):
@@ -126,3 +169,36 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{datasource.name}: {exc}", messages.ERROR)
         if done:
             self.message_user(request, f"{done} datasource(s) deleted.", messages.SUCCESS)
+
+
+@admin.register(Backfill)
+class BackfillAdmin(admin.ModelAdmin):
+    """History sends: progress comes from the outbox while they run."""
+
+    list_display = ("id", "datasource", "date_from", "date_to", "state", "progress_shown",
+                    "batches", "started_at", "finished_at", "error")
+    list_filter = ("state",)
+    list_select_related = ("datasource",)
+    readonly_fields = ("datasource", "date_from", "date_to", "seq_snapshot", "state",
+                       "planned_until", "batches", "values_planned", "values_sent",
+                       "quarantined", "error", "started_at", "finished_at")
+    actions = ("resume",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # started from a datasource's action or `manage.py dexma_backfill`
+
+    @admin.display(description="progress")
+    def progress_shown(self, obj: Backfill) -> str:
+        if obj.state == Backfill.State.SENDING:
+            obj = delivery.backfill_refresh(backfill=obj)
+        return obj.progress
+
+    @admin.action(description="Resume (send what is left)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Backfill]) -> None:
+        for backfill in queryset:
+            if backfill.state == Backfill.State.FAILED:
+                Backfill.objects.filter(pk=backfill.pk).update(
+                    state=Backfill.State.SENDING if backfill.batches else
+                    Backfill.State.PLANNING, error="")
+            transaction.on_commit(lambda pk=backfill.pk: tasks.backfill_run.delay(pk))
+        self.message_user(request, f"{queryset.count()} backfill(s) resumed.", messages.SUCCESS)

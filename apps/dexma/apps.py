@@ -31,6 +31,13 @@ class DexmaConfig(AppConfig):
             description="Disable DEXMA datasources whose meters lost consent; enable them "
             "again on renewal.",
         ),
+        Schedule(
+            name="dexma: deliver readings",
+            task="dexma.deliver_all",
+            every_seconds=60,
+            description="Every minute: one delivery per DEXMA datasource, sending new readings "
+            "to IS3 in batches of at most 5,000 values through the outbox.",
+        ),
     )
 
     def ready(self) -> None:

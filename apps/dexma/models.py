@@ -84,6 +84,11 @@ class DexmaDatasource(models.Model):
     )
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification = models.TextField(
+        blank=True, help_text="Last read-back through APIv3: how many sampled intervals match."
+    )
+    verification_details = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,6 +103,12 @@ class DexmaDatasource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key or 'unregistered'})"
+
+    @property
+    def sendable(self) -> bool:
+        """IS3 refuses datasources that are not enabled: judged by the local state only."""
+        return (self.enabled and not self.consent_suspended and bool(self.key)
+                and self.platform_status == self.PlatformStatus.ENABLED)
 
     @property
     def wanted_status(self) -> str:
@@ -119,6 +130,9 @@ class SelectedDevice(models.Model):
     )
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="dexma_selections")
     parameters = models.ManyToManyField(Parameter, related_name="+")
+    # Interval parameters only: {parameter id: frequency} fixed at configuration time, since
+    # a device parameter cannot have two discrete resolutions on the platform.
+    resolutions = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["datasource", "device__external_id"]
@@ -137,3 +151,46 @@ class SelectedDevice(models.Model):
             and self.device.deployment_id != self.datasource.deployment_id
         ):
             raise ValidationError({"device": "the device belongs to another deployment"})
+
+
+class Backfill(models.Model):
+    """History sent to one DEXMA datasource, oldest first, through its delivery link.
+
+    Planning is resumable (`planned_until`) and every planned batch is in the outbox, so a
+    crash resends nothing that IS3 acknowledged.
+    """
+
+    class State(models.TextChoices):
+        PLANNING = "planning", _("Planning")
+        SENDING = "sending", _("Sending")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    datasource = models.ForeignKey(DexmaDatasource, on_delete=models.CASCADE,
+                                   related_name="backfills")
+    date_from = models.DateTimeField()
+    date_to = models.DateTimeField()
+    # Readings changed after the backfill started have a higher seq: live delivery sends them.
+    seq_snapshot = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNING)
+    planned_until = models.DateTimeField(null=True, blank=True)
+    batches = models.PositiveIntegerField(default=0)
+    values_planned = models.PositiveBigIntegerField(default=0)
+    values_sent = models.PositiveBigIntegerField(default=0)
+    quarantined = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"backfill {self.date_from:%Y-%m-%d} to {self.date_to:%Y-%m-%d} of {self.datasource}"
+
+    @property
+    def progress(self) -> str:
+        if not self.values_planned:
+            return self.get_state_display()
+        share = self.values_sent / self.values_planned
+        return f"{self.values_sent:,} of {self.values_planned:,} values ({share:.0%})"

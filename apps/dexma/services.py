@@ -21,6 +21,8 @@ from apps.core.http import HubHTTPError
 from apps.core.models import Datasource, DeliveryLink, Deployment, Device, Parameter
 from apps.core.services import link_get_or_create
 from apps.dexma.client import DexmaClient, access_token_create, describe_error
+from apps.dexma.delivery import live_start_seq, selection_resolutions
+from apps.dexma.mapping import MappingError
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice, token_digest
 
 logger = logging.getLogger(__name__)
@@ -124,6 +126,8 @@ class Selection:
     """Devices (by id) and, per device, the parameters (by id) to send."""
 
     parameters: dict[int, set[int]] = field(default_factory=dict)
+    # Filled by validation: {device id: {parameter id: frequency}} of interval parameters.
+    resolutions: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def device_ids(self) -> set[int]:
@@ -144,6 +148,11 @@ def _validate_selection(*, deployment: Deployment, selection: Selection) -> dict
     empty = [devices[d].name for d, params in selection.parameters.items() if not params]
     if empty:
         raise DexmaError(f"choose at least one parameter for: {', '.join(empty)}")
+    try:
+        selection.resolutions = selection_resolutions(devices=devices,
+                                                      parameters=selection.parameters)
+    except MappingError as exc:
+        raise DexmaError(str(exc)) from exc
     return devices
 
 
@@ -154,6 +163,10 @@ def _selection_save(*, datasource: DexmaDatasource, selection: Selection) -> Non
     for device_id, parameter_ids in selection.parameters.items():
         chosen, _ = SelectedDevice.objects.get_or_create(datasource=datasource, device_id=device_id)
         chosen.parameters.set(parameter_ids)
+        resolutions = selection.resolutions.get(device_id, {})
+        if resolutions != chosen.resolutions:
+            chosen.resolutions = resolutions
+            chosen.save(update_fields=["resolutions"])
 
 
 def _consent_lapsed(*, device_ids: Iterable[int]) -> bool:
@@ -210,6 +223,11 @@ def datasource_create(
                     platform=PLATFORM, name=f"{installation.dep_id}/{remote.id}",
                     deployment=deployment,
                 )
+                if not datasource.link.cursor and not datasource.link.batches.exists():
+                    # Live delivery sends what changes from now on; history goes by backfill
+                    # (oldest first), not in the order it happened to be ingested.
+                    DeliveryLink.objects.filter(pk=datasource.link.pk).update(
+                        cursor=live_start_seq())
                 datasource.save()
         except BaseException as exc:
             if created_id is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 
@@ -10,8 +11,8 @@ from apps.core.http import TransientError
 from apps.core.locks import AlreadyRunning, single_flight
 from apps.core.models import Run
 from apps.core.services import run_logged
-from apps.dexma import services
-from apps.dexma.models import Installation
+from apps.dexma import delivery, services
+from apps.dexma.models import Backfill, DexmaDatasource, Installation
 
 logger = logging.getLogger(__name__)
 
@@ -67,3 +68,74 @@ def consents_apply() -> dict:
     except AlreadyRunning:
         return {"skipped": "already running"}
     return run.counts
+
+
+# --- IS3 delivery ------------------------------------------------------------------------------
+
+
+@shared_task(name="dexma.deliver_all")
+def deliver_all() -> int:
+    """Fan out: one delivery per registered DEXMA datasource, so one failing customer never
+    blocks the others."""
+    ids = list(DexmaDatasource.objects.exclude(link=None).values_list("pk", flat=True))
+    for pk in ids:
+        deliver_datasource.delay(pk)
+    return len(ids)
+
+
+@shared_task(name="dexma.deliver_datasource", acks_late=True)
+def deliver_datasource(datasource_id: int) -> dict:
+    datasource = DexmaDatasource.objects.select_related("link", "deployment").filter(
+        pk=datasource_id).first()
+    if datasource is None:
+        return {"skipped": "deleted"}
+    try:
+        with single_flight(f"dexma:deliver:{datasource_id}", ttl=900), run_logged(
+            kind="dexma.deliver", target=datasource.name, deployment=datasource.deployment,
+        ) as run:
+            result = delivery.datasource_deliver(datasource=datasource)
+            run.counts = result.as_counts()
+            if result.failed or result.dead:
+                run.status = Run.Status.PARTIAL
+    except AlreadyRunning:
+        return {"skipped": "already running"}
+    return run.counts
+
+
+@shared_task(name="dexma.backfill_run", acks_late=True)
+def backfill_run(backfill_id: int) -> dict:
+    """Send one backfill; runs again later (from where it stopped) until it is done."""
+    backfill = Backfill.objects.select_related("datasource__deployment").filter(
+        pk=backfill_id).first()
+    if backfill is None or backfill.state in (Backfill.State.DONE, Backfill.State.FAILED):
+        return {"skipped": "finished"}
+    datasource = backfill.datasource
+    try:
+        with single_flight(f"dexma:backfill:{backfill_id}", ttl=900), run_logged(
+            kind="dexma.backfill", target=str(backfill), deployment=datasource.deployment,
+        ) as run:
+            backfill = delivery.backfill_run(backfill=backfill,
+                                             deadline=time.monotonic() + 240)
+            run.counts = {"batches": backfill.batches, "planned": backfill.values_planned,
+                          "sent": backfill.values_sent}
+            if backfill.state == Backfill.State.DONE:
+                verification = delivery.datasource_verify(
+                    datasource=datasource, date_from=backfill.date_from,
+                    date_to=backfill.date_to)
+                run.counts["verification"] = verification.summary
+            elif backfill.state == Backfill.State.FAILED:
+                run.status, run.error = Run.Status.FAILED, backfill.error
+    except AlreadyRunning:
+        return {"skipped": "already running"}
+    if backfill.state == Backfill.State.SENDING:
+        backfill_run.apply_async((backfill_id,), countdown=5 if backfill.values_sent else 60)
+    return run.counts
+
+
+@shared_task(name="dexma.verify_datasource")
+def verify_datasource(datasource_id: int) -> str:
+    datasource = DexmaDatasource.objects.select_related("link", "installation").filter(
+        pk=datasource_id).first()
+    if datasource is None:
+        return "deleted"
+    return delivery.datasource_verify(datasource=datasource).summary

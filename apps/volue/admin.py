@@ -62,6 +62,18 @@ class VolueCustomerAdmin(admin.ModelAdmin):
     inlines = (VolueMeterInline, VolueResourceInline)
     actions = ("sync_now",)
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Deleting a registered customer here would leave its user and meters on Volue:
+        # clear "is active" instead; once the sync has removed it there, it may be deleted.
+        if isinstance(obj, VolueCustomer) and obj.removed_at is None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, and only once removed
+        return actions
+
     @admin.display(boolean=True, description="error")
     def has_error(self, obj: VolueCustomer) -> bool:
         return bool(obj.last_error)

@@ -293,8 +293,8 @@ def report_body(*, event_id: str, usages: Sequence[EnergyUsageIn]) -> dict[str, 
         "payloads": [
             {
                 "payloadType": "EnergyUsage",
-                # resourceId is required by the schema; a whole-meter target reports its
-                # location id there, as the platform's own examples for LPC acks do.
+                # resourceId is required by the schema; a whole-location target has none,
+                # so its location id stands in for it.
                 "resourceId": usage.resource_id or usage.location_id,
                 "locationId": usage.location_id or None,
                 "meterPointId": usage.meter_point_id or None,
@@ -337,6 +337,8 @@ class VolueClient:
         return str(meter_id)
 
     def meters_list(self, *, user_id: str) -> list[RemoteMeter]:
+        """The user's meters; read only to resolve a 409 on create (the quickstart does not
+        show this listing; the 2026 API has it as GET /users/{userId}/locations)."""
         answer = response_json(self.api.get(f"users/{user_id}/meters"))
         rows = answer.get("meters", []) if isinstance(answer, dict) else answer
         return [

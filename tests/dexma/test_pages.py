@@ -5,8 +5,9 @@ import json
 import pytest
 import responses
 from django.core import signing
+from django.db.models import Max
 
-from apps.core.models import Datasource, DeliveryLink, Parameter
+from apps.core.models import Datasource, DeliveryLink, Parameter, Reading
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
 from apps.dexma.views import PAGE_TOKEN_SALT
 
@@ -126,7 +127,9 @@ def test_submit_registers_the_datasource_then_stores_key_token_and_selection(
     datasource = DexmaDatasource.objects.get()
     assert (datasource.platform_id, datasource.key) == (260, "hub-madrid-hq-abc123")
     assert datasource.source_token == "src-token-260"
-    assert datasource.link.platform == "dexma" and datasource.link.cursor == 0
+    # Live delivery starts from what exists now; history goes by backfill.
+    top = Reading.objects.aggregate(top=Max("seq"))["top"]
+    assert datasource.link.platform == "dexma" and datasource.link.cursor == top
     selected = SelectedDevice.objects.get()
     assert selected.device == meters[0]
     assert list(selected.parameters.all()) == [energy]

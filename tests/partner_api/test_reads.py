@@ -208,3 +208,23 @@ def test_updated_since_on_assets_uses_their_change_time(api, deployment):
     Site.objects.filter(external_id="old").update(name="Renamed", updated_at=later)
     assert len(api.get("/api/v1/assets/", {"updated_since": later.isoformat()}).json()[
         "results"]) == 1
+
+
+@pytest.mark.parametrize("flt", [
+    {}, {"meters": ("m2",)}, {"start": T0 + 2 * QH, "end": T0 + 5 * QH}, {"after_seq": 3},
+])
+def test_the_portable_usage_query_returns_what_the_postgresql_one_does(
+        deployment, make_device, flt):
+    from apps.partner_api import selectors
+    from apps.partner_api.params import PageRequest
+
+    for meter in ("m1", "m2"):
+        make_device(deployment, meter)
+        ingest_usage(deployment, meter, 6)
+    ingest_usage(deployment, "m2", 6, parameter="exported_active_energy_delta", cost=1.0,
+                 currency="EUR")
+    args = {"deployment": deployment, "flt": selectors.SeriesFilter(**flt),
+            "page": PageRequest(4, 2, None), "cat": selectors.catalogue()}
+    rows = selectors._usage_rows_postgresql(**args)
+    assert rows == selectors._usage_rows_generic(**args)
+    assert rows

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from apps.volue.client import event_parse
-from apps.volue.models import EnergyReport, VolueCustomer
+from apps.volue.models import EnergyReport, VolueResource
 from apps.volue.services import event_record
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,24 @@ def test_flagged_report_shows_what_is_missing(admin_client, lpc, customer):
     assert "7070 (main-01): 2026-03-03 13:00Z" in response.content.decode()
 
 
-def test_customer_page_lists_meters_and_resources(admin_client, customer):
+def test_customer_page_lists_its_resources_for_editing(admin_client, customer):
+    VolueResource.objects.create(customer=customer, resource_id="tank-1",
+                                 resource_type="HotWaterTank", metadata={"capacity": 500})
+
     response = admin_client.get(f"/admin/volue/voluecustomer/{customer.pk}/change/")
+
+    page = response.content.decode()
     assert response.status_code == 200
-    assert VolueCustomer.objects.count() == 1
+    assert 'value="tank-1"' in page and "HotWaterTank" in page
+
+
+def test_registered_customer_cannot_be_deleted_before_it_is_removed_from_volue(
+    admin_client, customer
+):
+    url = f"/admin/volue/voluecustomer/{customer.pk}/delete/"
+    assert admin_client.get(url).status_code == 403
+
+    customer.is_active = False
+    customer.removed_at = dt.datetime(2026, 3, 3, tzinfo=dt.UTC)
+    customer.save()
+    assert admin_client.get(url).status_code == 200

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from responses.matchers import query_param_matcher
 
 from apps.volue.client import event_parse
 from apps.volue.models import Event
@@ -51,12 +52,9 @@ def test_catch_up_run_twice_records_nothing_new(platform, volue):
 def test_catch_up_follows_pages_until_one_brings_nothing_new(platform, volue, settings):
     settings.VOLUE_CATCH_UP_PAGE_SIZE = 1
     event_record(event=event_parse("e-1", None, lpc("e-1")["payload"]), source="webhook")
-    platform.get(f"{API}/events?page=1&pageSize=1", json=page([lpc("e-3")], 1, 2),
-                 match_querystring=True)
-    platform.get(f"{API}/events?page=2&pageSize=1", json=page([lpc("e-2")], 2, 3),
-                 match_querystring=True)
-    platform.get(f"{API}/events?page=3&pageSize=1", json=page([lpc("e-1")], 3, 4),
-                 match_querystring=True)
+    for number, event_id in ((1, "e-3"), (2, "e-2"), (3, "e-1")):
+        platform.get(f"{API}/events", json=page([lpc(event_id)], number, number + 1),
+                     match=[query_param_matcher({"page": str(number), "pageSize": "1"})])
 
     result = events_catch_up(client=volue)
 

@@ -16,6 +16,7 @@ class FakeWattics:
         self.accepted: dict[str, list[dict]] = {}
         self.script: list = []  # answers for the next POSTs: status, "arrived", "lost"
         self.get_status = 200
+        self.gets = 0
         rsps.add_callback(responses.POST, url, callback=self._post)
         rsps.add_callback(responses.GET, url, callback=self._get)
 
@@ -42,6 +43,7 @@ class FakeWattics:
         return step, {}, f"answer {step}"
 
     def _get(self, request):
+        self.gets += 1
         if self.get_status != 200:
             return self.get_status, {}, f"answer {self.get_status}"
         meter = request.params.get("stream") if hasattr(request, "params") else None

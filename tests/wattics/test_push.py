@@ -254,3 +254,24 @@ def test_resume_asks_wattics_again_before_sending(deployment, account, make_stre
     stream_push(stream=stream)
     stream_resume(stream=WatticsStream.objects.select_related("link").get(pk=stream.pk))
     assert WatticsStream.objects.get(pk=stream.pk).needs_resync
+
+
+def test_an_idle_stream_does_not_call_wattics(deployment, account, make_stream, wattics):
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", [20])
+    stream_push(stream=stream)
+    calls = (len(wattics.posts), wattics.gets)
+    stream_push(stream=stream)
+    assert (len(wattics.posts), wattics.gets) == calls
+
+
+def test_periodic_push_fans_out_one_task_per_active_stream(
+        deployment, account, make_stream, monkeypatch):
+    from apps.wattics import tasks
+    from apps.wattics.services import stream_pause
+
+    queued = []
+    monkeypatch.setattr(tasks.stream_push, "delay", queued.append)
+    active = make_stream(deployment, "wm-1")
+    stream_pause(stream=make_stream(deployment, "wm-2"))
+    assert tasks.push_due() == 1 and queued == [active.pk]

@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from apps.sandbox.dexma.models import (
     AppToken,
+    Is3Stats,
     PlatformDatasource,
     PlatformDeployment,
     PlatformDevice,
@@ -37,3 +38,12 @@ class PlatformDeviceAdmin(admin.ModelAdmin):
 @admin.register(PlatformSession)
 class PlatformSessionAdmin(admin.ModelAdmin):
     list_display = ("session_id", "deployment", "user_name")
+
+
+@admin.register(Is3Stats)
+class Is3StatsAdmin(admin.ModelAdmin):
+    """What the simulated IS3 did with the hub's deliveries."""
+
+    list_display = ("datasource", "requests", "stored", "overwrites", "out_of_order",
+                    "discarded", "refused")
+    readonly_fields = list_display

@@ -116,3 +116,64 @@ class PlatformSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_name} @ {self.deployment_id}"
+
+
+class Is3Stats(models.Model):
+    """What the simulated IS3 saw for one datasource: the counters a backfill is judged by."""
+
+    datasource = models.OneToOneField(PlatformDatasource, on_delete=models.CASCADE,
+                                      related_name="is3_stats")
+    requests = models.PositiveBigIntegerField(default=0)
+    stored = models.PositiveBigIntegerField(default=0, help_text="Values kept (new or not).")
+    overwrites = models.PositiveBigIntegerField(default=0)
+    out_of_order = models.PositiveBigIntegerField(
+        default=0, help_text="Values older than the newest one already held for their series."
+    )
+    discarded = models.PositiveBigIntegerField(
+        default=0, help_text="Misaligned interval values dropped while answering 200 OK."
+    )
+    refused = models.PositiveBigIntegerField(default=0, help_text="Requests answered non-200.")
+
+    class Meta:
+        verbose_name = "IS3 statistics"
+        verbose_name_plural = "IS3 statistics"
+
+    def __str__(self) -> str:
+        return f"IS3 {self.datasource}"
+
+
+class Is3Series(models.Model):
+    """One device parameter (did, IS3 parameter id) of a datasource, with its newest value."""
+
+    datasource = models.ForeignKey(PlatformDatasource, on_delete=models.CASCADE,
+                                   related_name="is3_series")
+    did = models.CharField(max_length=25)
+    p = models.PositiveIntegerField()
+    last_ts = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["datasource", "did", "p"],
+                                    name="sandbox_is3_series_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.did}/{self.p}"
+
+
+class Is3Value(models.Model):
+    """One stored value (UTC)."""
+
+    id = models.BigAutoField(primary_key=True)
+    series = models.ForeignKey(Is3Series, on_delete=models.CASCADE, related_name="values",
+                               db_index=False)
+    ts = models.DateTimeField()
+    v = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["series", "ts"], name="sandbox_is3_value_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.series_id}@{self.ts.isoformat()}={self.v}"

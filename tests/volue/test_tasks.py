@@ -1,0 +1,46 @@
+"""Tasks are thin: they load by id, call the service and leave a run in the log."""
+
+import pytest
+
+from apps.core.models import Run
+from apps.volue import tasks
+from tests.volue.conftest import API
+
+pytestmark = pytest.mark.django_db
+USER = "hub-acme-acme"
+
+
+def test_customer_sync_task_registers_and_logs_a_run(platform, customer):
+    platform.post(f"{API}/users", json={"userId": USER}, status=201)
+    platform.post(f"{API}/users/{USER}/meters", json={"meterId": "m"}, status=201)
+
+    counts = tasks.customer_sync(customer.pk)
+
+    run = Run.objects.get(kind="volue.register")
+    assert run.status == "succeeded" and run.counts == counts and counts["created"] == 3
+
+
+def test_customer_sync_task_marks_a_refused_meter_as_a_partial_run(platform, customer):
+    platform.post(f"{API}/users", json={"userId": USER}, status=201)
+    platform.post(f"{API}/users/{USER}/meters", body='"meterPointId is invalid"', status=400)
+
+    tasks.customer_sync(customer.pk)
+
+    run = Run.objects.get(kind="volue.register")
+    assert run.status == "partial" and "meterPointId is invalid" in run.error
+    customer.refresh_from_db()
+    assert "meterPointId is invalid" in customer.last_error
+
+
+def test_catch_up_task_asks_for_reports_when_it_found_events(platform, monkeypatch):
+    planned = []
+    monkeypatch.setattr(tasks.reports_plan, "delay", lambda: planned.append(True))
+    platform.get(f"{API}/events", json={"pagination": {"totalRecords": 1, "pageSize": 100,
+                                                       "currentPage": 1}, "events": [{
+        "id": "e-1", "createdAt": "2026-03-03T10:00:00Z",
+        "payload": {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T10:00:00Z",
+                    "addedUsers": [], "removedUsers": []}}]})
+
+    counts = tasks.events_catch_up()
+
+    assert counts["recorded"] == 1 and planned == [True]
