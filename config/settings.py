@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "corsheaders",
     "csp",
     "apps.core",
@@ -312,11 +313,29 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Energy hub partner API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "DESCRIPTION": (
+    "DESCRIPTION": "\n".join([
         "Assets, meters and usage for Scaler and other partners to pull; reading batches, "
-        "assets and meters for partners to push. See the 'Conventions' section of each "
-        "operation: API keys, pagination, dates, errors and rate limits."
-    ),
+        "assets and meters for partners to push.",
+        "",
+        "**Authentication.** An API key from the hub operator, in the `X-API-Key` header, "
+        "or HTTP Basic with the key's prefix as user name and the key as password. A key "
+        "reaches one or more deployments (add `?deployment=<slug>` when it reaches several) "
+        "and is read-only or read-write.",
+        "",
+        "**Dates.** `YYYY-MM-DD` (midnight in the deployment's time zone) or ISO 8601 with "
+        "an offset; times without an offset are refused. Answers are ISO 8601 in UTC. "
+        "`from` is inclusive, `to` exclusive and at most 366 days after `from`.",
+        "",
+        "**Paging.** `limit` (default 500, at most 1000) with `offset`, or the opaque "
+        "`cursor` from `next_cursor`; `next` is in the body and in an RFC 8288 `Link` header.",
+        "",
+        "**Rate limit.** Per key, 600 requests a minute unless agreed otherwise. Every "
+        "answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` "
+        "(seconds); over the limit: 429 with `Retry-After`.",
+        "",
+        "**Errors.** Every error is `{\"error\": {\"status\", \"code\", \"message\", "
+        "\"fields\"?}}` with status 400, 401, 403, 404, 413, 422, 429 or 5xx.",
+    ]),
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     # Interactive docs from local static files (drf-spectacular-sidecar): no CDN.
@@ -324,7 +343,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
-INSTALLED_APPS.append("drf_spectacular_sidecar")
 PARTNER_API_RATE_PER_MINUTE = env.int("PARTNER_API_RATE_PER_MINUTE", default=600)
 PARTNER_API_PAGE_SIZE = 500
 PARTNER_API_MAX_PAGE_SIZE = 1000

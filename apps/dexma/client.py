@@ -333,7 +333,9 @@ class Is3Client:
 
     def __init__(self, *, base_url: str | None = None, max_retries: int = 2,
                  timeout: float | tuple[float, float] = (5, 60), **kwargs: Any) -> None:
-        self.api = ApiClient(base_url or settings.DEXMA_INSERT_URL, name="dexma-is3",
+        # The insert URL is the endpoint itself (no trailing slash), not a base for paths.
+        self.url = (base_url or settings.DEXMA_INSERT_URL).rstrip("/")
+        self.api = ApiClient(self.url, name="dexma-is3",
                              max_retries=max_retries, timeout=timeout,
                              headers={"Content-Type": "application/json"}, **kwargs)
 
@@ -348,7 +350,7 @@ class Is3Client:
 
     def insert(self, *, source_key: str, source_token: str, body: bytes) -> None:
         """Send one pre-built body; raises TransientError/PermanentError unless IS3 said OK."""
-        response = self.api.post("", params={"source_key": source_key}, data=body,
+        response = self.api.post(self.url, params={"source_key": source_key}, data=body,
                                  headers={"x-dexcell-source-token": source_token})
         text = response.text.strip()
         if response.status_code != 200 or text != "OK":

@@ -87,6 +87,10 @@ def exception_handler(exc, context):
         code = "throttled"
         message = (f"rate limit exceeded; retry after {headers.get('Retry-After', '1')} "
                    "seconds")
+    elif isinstance(exc, exceptions.NotAuthenticated):
+        code = "not_authenticated"
+        message = ("no API key: send it in the X-API-Key header, or with HTTP Basic (user "
+                   "name: the key's prefix, password: the key)")
     else:
         code = _CODES.get(exc.status_code)
         message = str(exc.detail)

@@ -160,10 +160,13 @@ def idempotent(*, key: ApiKey, idempotency_key: str | None, fingerprint: str,
     if previous is None:
         try:
             with transaction.atomic():
-                answer = produce()
-                IdempotencyRecord.objects.create(
+                # Claimed first: a concurrent twin blocks here, not after doing the work.
+                record = IdempotencyRecord.objects.create(
                     api_key=key, key=idempotency_key, fingerprint=fingerprint,
-                    status_code=answer.status, response=answer.body)
+                    status_code=0, response={})
+                answer = produce()
+                record.status_code, record.response = answer.status, answer.body
+                record.save(update_fields=["status_code", "response"])
                 return answer
         except IntegrityError:
             previous = IdempotencyRecord.objects.filter(api_key=key, key=idempotency_key).first()

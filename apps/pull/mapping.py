@@ -78,13 +78,14 @@ class RecordMapper:
 
     def __init__(self, fields: dict[str, str]) -> None:
         self.getters = {name: compile_path(path) for name, path in fields.items() if path}
+        self._pairs = tuple(self.getters.items())
         self.top_level = {path.lstrip("$.").split(".")[0].split("[")[0]
                           for path in fields.values() if path}
 
     def __call__(self, record: Any) -> dict[str, Any]:
-        if not isinstance(record, dict):
+        if type(record) is not dict:
             raise MappingError(f"a record must be a JSON object, got {type(record).__name__}")
-        return {name: get(record) for name, get in self.getters.items()}
+        return {name: get(record) for name, get in self._pairs}
 
     def leftovers(self, record: dict) -> dict:
         """The record's attributes no canonical field took: kept as-is in metadata."""
@@ -106,6 +107,8 @@ def parse_instant(value: Any, what: str, assumed: zoneinfo.ZoneInfo) -> dt.datet
 
 
 def parse_number(value: Any, what: str) -> float:
+    if type(value) is float and math.isfinite(value):  # the common case, first
+        return value
     if isinstance(value, bool) or value is None:
         raise MappingError(f"{what} is not a number: {value!r}")
     try:
@@ -118,6 +121,8 @@ def parse_number(value: Any, what: str) -> float:
 
 
 def parse_flag(value: Any) -> bool:
+    if type(value) is bool:
+        return value
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1", "yes", "y", "estimated", "e"}
     return bool(value)

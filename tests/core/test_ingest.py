@@ -229,3 +229,12 @@ def test_without_quarantine_rejections_are_only_reported(deployment, meter):
 def test_from_mapping_with_missing_fields_is_quarantined_not_raised(deployment, meter):
     result = ingest(deployment, ReadingIn.from_mapping({"device": "meter-1"}))
     assert result.quarantined == 1
+
+
+def test_quarantines_a_record_with_a_nul_character_instead_of_failing_the_batch(deployment, meter):
+    result = ingest(deployment, ReadingIn("meter\x00-1", "active_energy", T0, 1),
+                    ReadingIn("meter-1", "active_energy", T0, 2))
+    assert (result.inserted, result.quarantined) == (1, 1)
+    entry = Quarantine.objects.get()
+    assert entry.payload["device"] == "meter\\x00-1"
+    assert "\x00" not in entry.reason

@@ -114,3 +114,23 @@ def test_demo_setup_adds_one_scheduled_connection_to_the_sandbox_idempotently(de
     assert "/sandbox/upstream/demo-provider/" in connection.base_url
     assert connection.endpoints.count() == 3
     assert connection.periodic_task.enabled
+
+
+@responses.activate
+def test_assets_are_derived_from_meter_fields_when_there_is_no_assets_endpoint(connection):
+    endpoint = connection.endpoints.get()
+    endpoint.fields = {**endpoint.fields, "asset_id": "site.code", "asset_name": "site.label",
+                       "city": "site.city"}
+    endpoint.records_path = ""
+    endpoint.save()
+    responses.get(BASE + "meters", json=[
+        {"id": "W-1", "t": "water", "u": "m3", "site": {"code": "S1", "label": "Depot",
+                                                         "city": "Bilbao"}}])
+
+    run = connection_sync(connection=connection).run
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    device = connection.datasource.devices.get()
+    assert (device.site.external_id, device.site.name, device.site.city) == (
+        "S1", "Depot", "Bilbao")
+    assert (device.commodity, device.subtype) == ("water", "Potable")

@@ -159,14 +159,14 @@ def readings_ingest(
                     try:
                         row = validate(record)
                     except InvalidReading as exc:
-                        result.rejections.append(Rejection(index, str(exc)))
+                        result.rejections.append(Rejection(index, _text_safe(str(exc))))
                         if quarantine:
                             bad.append(
                                 Quarantine(
                                     deployment=deployment,
                                     kind=Quarantine.Kind.READING,
                                     source=source,
-                                    reason=str(exc),
+                                    reason=_text_safe(str(exc)),
                                     payload=record.as_payload(),
                                     run=run,
                                 )
@@ -348,16 +348,23 @@ def _finite(value: Any, what: str) -> float:
     return number
 
 
+def _text_safe(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL; keep it visible instead of failing the batch.
+    return value.replace("\x00", "\\x00")
+
+
 def _json_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text_safe(value)
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     if isinstance(value, Decimal):
         return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, bool | int | float):
         return value
-    return repr(value)
+    return _text_safe(repr(value))
 
 
 def _lock_deployment(deployment_id: int) -> None:

@@ -85,7 +85,8 @@ def connection_preview(*, connection: Connection) -> list[EndpointPreview]:
     now = dt.datetime.now(dt.UTC)
     previews = []
     try:
-        for endpoint in connection.endpoints.all():
+        order = list(Endpoint.Role.values)
+        for endpoint in sorted(connection.endpoints.all(), key=lambda e: order.index(e.role)):
             preview = EndpointPreview(role=endpoint.role, path=endpoint.path,
                                       columns=[*endpoint.fields, "problem"])
             params = {}

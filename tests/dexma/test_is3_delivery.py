@@ -1,0 +1,220 @@
+"""Live delivery to IS3 through the outbox, with IS3 mocked at the client boundary."""
+
+import datetime as dt
+import json
+
+import pytest
+import responses
+from django.db.models import Max
+
+from apps.core.models import OutboundBatch, Quarantine, Reading
+from apps.core.services import batches_claim
+from apps.dexma import delivery
+from apps.dexma.client import Is3Client
+
+from .is3_helpers import INSERT, START, datasource_with, ingest, quarter_hours
+
+QH = dt.timedelta(minutes=15)
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def is3_url(settings):
+    settings.DEXMA_INSERT_URL = INSERT
+
+
+@pytest.fixture
+def main(deployment, make_device):
+    return make_device(deployment, "MAD-MAIN-01")
+
+
+@pytest.fixture
+def datasource(installation, main):
+    return datasource_with(installation, [main], ["active_energy_delta", "active_power"])
+
+
+def bodies(calls):
+    return [json.loads(c.request.body) for c in calls]
+
+
+def values_of(body):
+    return [(m["ts"], v["p"], v["v"]) for m in body for v in m["values"]]
+
+
+def deliver(datasource, **kwargs):
+    datasource.refresh_from_db()
+    with Is3Client(max_retries=0) as client:
+        return delivery.datasource_deliver(datasource=datasource, client=client, **kwargs)
+
+
+@responses.activate
+def test_sends_messages_grouped_by_device_and_timestamp_with_offset_and_sqn_1(
+        deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_energy_delta", quarter_hours(START, 2), value=2.5,
+           period=QH)
+    ingest(deployment, main, "active_power", quarter_hours(START, 2), value=10.0)
+
+    result = deliver(datasource)
+
+    assert result.sent == 1 and result.values_sent == 4
+    call = responses.calls[0]
+    assert call.request.params == {"source_key": "hub-madrid-hq"}
+    assert call.request.headers["x-dexcell-source-token"] == "src-token-260"
+    body = json.loads(call.request.body)
+    for message in body:
+        message["values"].sort(key=lambda v: v["p"])
+    assert body == [
+        {"did": "MAD-MAIN-01", "sqn": 1, "ts": "2026-06-01T02:00:00+02:00",
+         "values": [{"p": 401, "v": 10.0}, {"p": 40201, "v": 2.5}]},
+        {"did": "MAD-MAIN-01", "sqn": 1, "ts": "2026-06-01T02:15:00+02:00",
+         "values": [{"p": 401, "v": 10.0}, {"p": 40201, "v": 2.5}]},
+    ]
+
+
+@responses.activate
+def test_cursor_advances_to_the_batch_end_only_on_ok(deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_power", quarter_hours(START, 3))
+    deliver(datasource)
+    datasource.link.refresh_from_db()
+    assert datasource.link.cursor == Reading.objects.aggregate(top=Max("seq"))["top"]
+
+
+@responses.activate
+def test_5001_values_split_into_5000_and_1_at_the_boundary(deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    minutes = [START + dt.timedelta(minutes=i) for i in range(5001)]
+    ingest(deployment, main, "active_power", minutes)
+
+    deliver(datasource)
+
+    counts = [len(values_of(b)) for b in bodies(responses.calls)]
+    assert counts == [5000, 1]
+    sent = values_of(bodies(responses.calls)[0])
+    assert sent == sorted(sent)  # chronological
+
+
+@responses.activate
+def test_exactly_5000_values_go_in_one_request(deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_power",
+           [START + dt.timedelta(minutes=i) for i in range(5000)])
+    deliver(datasource)
+    assert [len(values_of(b)) for b in bodies(responses.calls)] == [5000]
+
+
+@responses.activate
+def test_late_older_readings_are_sent_in_the_next_batch_in_time_order(
+        deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_power", quarter_hours(START + dt.timedelta(hours=2), 2))
+    deliver(datasource)
+    ingest(deployment, main, "active_power",
+           [START + dt.timedelta(hours=3), START, START + QH])  # one new, two late
+
+    deliver(datasource)
+
+    second = bodies(responses.calls)[1]
+    assert [m["ts"] for m in second] == ["2026-06-01T02:00:00+02:00",
+                                         "2026-06-01T02:15:00+02:00",
+                                         "2026-06-01T05:00:00+02:00"]
+
+
+@responses.activate
+def test_a_200_whose_body_is_not_ok_is_a_failure_and_keeps_the_cursor(
+        deployment, main, datasource):
+    responses.post(INSERT, body="ERROR: datasource offline")
+    ingest(deployment, main, "active_power", quarter_hours(START, 2))
+
+    result = deliver(datasource)
+
+    batch = OutboundBatch.objects.get(link=datasource.link)
+    datasource.link.refresh_from_db()
+    assert result.sent == 0 and result.failed == 1
+    assert batch.state == OutboundBatch.State.RETRY and "instead of 200 OK" in batch.last_error
+    assert datasource.link.cursor == 0
+
+
+@responses.activate
+def test_datasource_disabled_between_batching_and_sending_receives_nothing(
+        deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_power", quarter_hours(START, 2))
+    assert delivery.datasource_plan(datasource=datasource) == 1
+    stale = type(datasource).objects.select_related("link").get(pk=datasource.pk)
+    type(datasource).objects.filter(pk=datasource.pk).update(enabled=False)
+
+    with Is3Client(max_retries=0) as client:  # the copy loaded before still says enabled
+        result = delivery.datasource_deliver(datasource=stale, client=client)
+
+    assert len(responses.calls) == 0 and result.sent == 0
+    batch = OutboundBatch.objects.get(link=datasource.link)
+    assert batch.state == OutboundBatch.State.RETRY and "not enabled" in batch.last_error
+
+
+@responses.activate
+def test_disabled_datasource_is_not_delivered_to(deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    type(datasource).objects.filter(pk=datasource.pk).update(consent_suspended=True)
+    ingest(deployment, main, "active_power", quarter_hours(START, 2))
+    result = deliver(datasource)
+    assert result.skipped and len(responses.calls) == 0
+
+
+@responses.activate
+def test_misaligned_interval_reading_is_quarantined_with_its_reason_and_never_sent(
+        deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_energy_delta", [START, START + dt.timedelta(minutes=22)],
+           period=QH)
+
+    deliver(datasource)
+
+    assert [ts for ts, *_ in values_of(bodies(responses.calls)[0])] == \
+        ["2026-06-01T02:00:00+02:00"]
+    entry = Quarantine.objects.get(source="dexma:hub-madrid-hq")
+    assert "misaligned" in entry.reason and entry.payload["device"] == "MAD-MAIN-01"
+    # Delivering again (a resend) does not quarantine it twice.
+    datasource.link.batches.update(state=OutboundBatch.State.PENDING)
+    deliver(datasource)
+    assert Quarantine.objects.filter(source="dexma:hub-madrid-hq").count() == 1
+
+
+@responses.activate
+def test_worker_killed_after_sending_and_before_recording_resends_only_that_batch(
+        deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_power", quarter_hours(START, 2))
+    delivery.datasource_plan(datasource=datasource)
+    ingest(deployment, main, "active_power", quarter_hours(START + dt.timedelta(hours=1), 2))
+    delivery.datasource_plan(datasource=datasource)
+    first = batches_claim(link=datasource.link)[0]
+    with Is3Client(max_retries=0) as client:
+        delivery.Is3Sender(datasource=datasource, client=client)(first)
+    # ... and the worker dies here: no outcome recorded.
+
+    later = first.next_attempt_at + dt.timedelta(seconds=1)  # the claim has lapsed
+    result = deliver(datasource, now=later)
+
+    sent = [values_of(b) for b in bodies(responses.calls)]
+    assert result.sent == 2
+    assert sent[0] == sent[1] and len(sent) == 3  # that one batch twice, then the next
+    assert {ts for body in sent for ts, *_ in body} == {
+        "2026-06-01T02:00:00+02:00", "2026-06-01T02:15:00+02:00",
+        "2026-06-01T03:00:00+02:00", "2026-06-01T03:15:00+02:00"}
+    datasource.link.refresh_from_db()
+    assert datasource.link.cursor == Reading.objects.aggregate(top=Max("seq"))["top"]
+
+
+@responses.activate
+def test_reading_changed_after_planning_goes_in_a_later_batch(deployment, main, datasource):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_power", [START], value=1.0)
+    delivery.datasource_plan(datasource=datasource)
+    ingest(deployment, main, "active_power", [START], value=2.0)  # overwritten: new seq
+
+    deliver(datasource)
+
+    sent = [values_of(b) for b in bodies(responses.calls)]
+    assert sent == [[("2026-06-01T02:00:00+02:00", 401, 2.0)]]
