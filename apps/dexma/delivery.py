@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
 from django.utils import timezone
 
@@ -165,6 +167,7 @@ class _Converter:
         self.zone = zone
         self._stamps: dict[dt.datetime, str] = {}
         self._intervals: dict[tuple[dt.datetime, dt.datetime | None], tuple[str, str]] = {}
+        self._codes: dict[tuple[int, str | None], int] = {}
 
     def stamp(self, ts: dt.datetime) -> str:
         text = self._stamps.get(ts)
@@ -185,10 +188,17 @@ class _Converter:
             self._intervals[key] = found
         return found
 
+    def code(self, channel: Channel, frequency: str | None = None) -> int:
+        key = (channel.parameter_id, frequency)
+        code = self._codes.get(key)
+        if code is None:
+            code = self._codes[key] = channel.code(frequency)
+        return code
+
     def value(self, channel: Channel, ts: dt.datetime, end: dt.datetime | None,
               v: float) -> Is3Value | str:
         if not channel.interval:
-            return Is3Value(channel.did, self.stamp(ts), channel.code(), v)
+            return Is3Value(channel.did, self.stamp(ts), self.code(channel), v)
         frequency, reason = self.interval(ts, end)
         if reason:
             return reason
@@ -196,7 +206,7 @@ class _Converter:
             return (f"{frequency} interval, but this device parameter is configured at "
                     f"{channel.frequency}: a device parameter cannot have two discrete "
                     "resolutions on DEXMA")
-        return Is3Value(channel.did, self.stamp(ts), channel.code(frequency), v)
+        return Is3Value(channel.did, self.stamp(ts), self.code(channel, frequency), v)
 
 
 def _zone(datasource: DexmaDatasource) -> ZoneInfo:
@@ -222,7 +232,8 @@ def batch_build(batch: OutboundBatch, datasource: DexmaDatasource,
     convert = _Converter(_zone(datasource))
     rows = batch_readings(batch, datasource).values_list(
         "pk", "device_id", "parameter_id", "ts", "period_end", "value")
-    for pk, device_id, parameter_id, ts, end, v in rows.iterator(chunk_size=MAX_VALUES):
+    # At most 5,000 rows: one plain fetch beats a server-side cursor.
+    for pk, device_id, parameter_id, ts, end, v in rows:
         channel = channels.get((device_id, parameter_id))
         if channel is None:  # no longer selected: the platform would bill a datapoint
             continue
@@ -265,14 +276,51 @@ def _quarantine(datasource: DexmaDatasource, refused: list[tuple[int, str]]) -> 
 
 
 class Is3Sender:
-    """Sends one datasource's batches; `outbox_dispatch` calls it once per claimed batch."""
+    """Sends one datasource's batches; `outbox_dispatch` calls it once per claimed batch.
 
-    def __init__(self, *, datasource: DexmaDatasource, client: Is3Client) -> None:
+    With `prefetch`, the next batch of the link is built in a second thread while IS3
+    answers the current one (a backfill is a long queue of batches sent one at a time).
+    The prefetch needs committed data: it uses its own database connection.
+    """
+
+    def __init__(self, *, datasource: DexmaDatasource, client: Is3Client,
+                 prefetch: bool = False) -> None:
         self.datasource = datasource
         self.client = client
         self.channels = channels_of(datasource)
         self.values_sent = 0
         self.quarantined = 0
+        self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
+        self._next: tuple[int, Future] | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.submit(connections.close_all).result()
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> Is3Sender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _prefetch_after(self, batch: OutboundBatch, datasource: DexmaDatasource) -> None:
+        following = OutboundBatch.objects.filter(
+            link_id=batch.link_id, position__gt=batch.position, state__in=OPEN
+        ).order_by("position").first()
+        self._next = None
+        if following is not None and self._pool is not None:
+            self._next = (following.pk, self._pool.submit(
+                batch_build, following, datasource, self.channels))
+
+    def _built(self, batch: OutboundBatch, datasource: DexmaDatasource) -> Built:
+        if self._next is not None and self._next[0] == batch.pk:
+            try:
+                return self._next[1].result()
+            except Exception:  # built again below, where a failure is recorded properly
+                logger.warning("prefetch of batch %s failed; building it again", batch.pk)
+        return batch_build(batch, datasource, self.channels)
 
     def __call__(self, batch: OutboundBatch) -> Outcome:
         # The local state decides (asking the platform before each insert would exhaust the
@@ -282,7 +330,9 @@ class Is3Sender:
             return Outcome(ok=False, retry_after=DISABLED_RETRY_SECONDS, error=(
                 f"DEXMA datasource '{self.datasource.name}' is not enabled here (enabled, "
                 "consent and platform status); not sent, kept until it is enabled again"))
-        built = batch_build(batch, current, self.channels)
+        built = self._built(batch, current)
+        if self._pool is not None:
+            self._prefetch_after(batch, current)
         self.quarantined += _quarantine(current, built.refused)
         if not built.values:
             return Outcome(ok=True, body="nothing to send (all refused or deselected)")
@@ -462,11 +512,9 @@ def backfill_refresh(*, backfill: Backfill) -> Backfill:
 
 def backfill_run(*, backfill: Backfill, client: Is3Client | None = None,
                  progress: Callable[[Backfill], None] | None = None,
-                 deadline: float | None = None) -> Backfill:
+                 deadline: float | None = None, prefetch: bool = True) -> Backfill:
     """Plan what is left, then send until every backfill batch is acknowledged, the link
     stops (retry later, or broken), or `deadline` (time.monotonic) passes."""
-    import time
-
     datasource = DexmaDatasource.objects.select_related("link").get(pk=backfill.datasource_id)
     backfill.datasource = datasource
     try:
@@ -479,20 +527,27 @@ def backfill_run(*, backfill: Backfill, client: Is3Client | None = None,
     own = client is None
     client = client or Is3Client()
     try:
-        sender = Is3Sender(datasource=datasource, client=client)
-        while datasource.sendable:
-            done = outbox_dispatch(send=sender, link=datasource.link, limit=20)
-            backfill = backfill_refresh(backfill=backfill)
-            if progress is not None:
-                progress(backfill)
-            if backfill.state != Backfill.State.SENDING or not done.sent:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                break
+        with Is3Sender(datasource=datasource, client=client, prefetch=prefetch) as sender:
+            _backfill_send(backfill=backfill, datasource=datasource, sender=sender,
+                           progress=progress, deadline=deadline)
     finally:
         if own:
             client.close()
     return backfill_refresh(backfill=backfill)
+
+
+def _backfill_send(*, backfill: Backfill, datasource: DexmaDatasource, sender: Is3Sender,
+                   progress: Callable[[Backfill], None] | None,
+                   deadline: float | None) -> None:
+    while datasource.sendable:
+        done = outbox_dispatch(send=sender, link=datasource.link, limit=20)
+        backfill = backfill_refresh(backfill=backfill)
+        if progress is not None:
+            progress(backfill)
+        if backfill.state != Backfill.State.SENDING or not done.sent:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            break
 
 
 # --- verification ----------------------------------------------------------------------------

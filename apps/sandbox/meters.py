@@ -28,6 +28,11 @@ def _power_kw(device: str, ts: dt.datetime, base_kw: float) -> float:
     return round(base_kw * (0.25 + 0.75 * daytime * weekday) * (1 + 0.1 * _noise(device, ts)), 3)
 
 
+def base_load_kw(device: str) -> float:
+    """A meter's size, fixed by its id: the same meter always gives the same readings."""
+    return 20.0 + round((_noise(device, EPOCH) + 0.5) * 60, 1)
+
+
 def quarter_floor(ts: dt.datetime) -> dt.datetime:
     return ts.replace(minute=ts.minute - ts.minute % 15, second=0, microsecond=0)
 

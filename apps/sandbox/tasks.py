@@ -8,9 +8,16 @@ from django.utils import timezone
 from apps.core.locks import AlreadyRunning, single_flight
 from apps.core.models import Deployment, Device, Run
 from apps.core.services import readings_ingest, run_logged
-from apps.sandbox.meters import QUARTER, live_power, meter_readings, quarter_floor
+from apps.sandbox.meters import (
+    QUARTER,
+    base_load_kw,
+    live_power,
+    meter_readings,
+    quarter_floor,
+)
 
 DEMO_PREFIX = "demo"
+DEMO_GATEWAY = "acme-gateway"
 
 
 @shared_task(name="sandbox.demo_meters_tick")
@@ -40,15 +47,19 @@ def demo_meters_ingest(
     now = timezone.now()
     end = end or quarter_floor(now) + QUARTER
     live_from = max(start, now - dt.timedelta(hours=1))
-    devices = Device.objects.filter(deployment=deployment, is_active=True)
+    # Only the simulated gateway's meters; other integrations add their own devices to the
+    # demo deployment, and those must not get invented readings.
+    devices = Device.objects.filter(deployment=deployment, datasource__key=DEMO_GATEWAY,
+                                    is_active=True)
     with run_logged(kind="ingest", target=f"demo meters of {deployment.slug}",
                     deployment=deployment) as run:
         records = (
             reading
-            for index, device in enumerate(devices.order_by("external_id"))
-            for feed in (meter_readings(device.external_id, start, end, base_kw=20 + 15 * index),
+            for device in devices.order_by("external_id")
+            for feed in (meter_readings(device.external_id, start, end,
+                                        base_kw=base_load_kw(device.external_id)),
                          live_power(device.external_id, live_from, min(end, now),
-                                    base_kw=20 + 15 * index))
+                                    base_kw=base_load_kw(device.external_id)))
             for reading in feed
         )
         result = readings_ingest(deployment=deployment, records=records,

@@ -278,3 +278,19 @@ def test_records_the_run_with_per_stage_counts(
     assert connection.last_status == Run.Status.SUCCEEDED
     assert connection.usage_watermark == NOW
     assert Connection.objects.get().datasource.kind == "pull"
+
+
+@live
+def test_reading_format_usage_is_stored_as_cumulative_meter_indexes(
+    live_server, make_profile, make_connection, sleeps
+):
+    profile = make_profile(data_start=NOW - dt.timedelta(hours=6))
+    connection = make_connection(live_server.url, profile, roles=("meters", "readings"))
+
+    run = _sync(connection, sleeps)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    keys = set(Reading.objects.values_list("parameter__key", flat=True))
+    assert keys == {"active_energy", "water_volume", "gas_volume"}
+    assert not Reading.objects.filter(period_end__isnull=False).exists()
+    assert Reading.objects.count() == 6 * 3

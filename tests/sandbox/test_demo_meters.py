@@ -19,10 +19,27 @@ def test_demo_meter_index_never_decreases_and_matches_its_deltas():
 
 
 def test_demo_feed_rerun_changes_nothing(deployment, make_device):
-    make_device(deployment, "m1")
+    from apps.core.models import Datasource
+
+    Datasource.objects.create(deployment=deployment, key="acme-gateway", name="Gateway")
+    gateway_meter = make_device(deployment, "m1")
+    gateway_meter.datasource = Datasource.objects.get(key="acme-gateway")
+    gateway_meter.save()
     first = demo_meters_ingest(deployment=deployment, start=DAY, end=DAY + dt.timedelta(hours=2))
     second = demo_meters_ingest(deployment=deployment, start=DAY, end=DAY + dt.timedelta(hours=2))
     assert first["inserted"] == 8 * 4 and first["quarantined"] == 0
     assert second["unchanged"] == 8 * 4 and second["inserted"] == second["updated"] == 0
     assert Reading.objects.count() == 32
     assert Run.objects.filter(kind="ingest", status="succeeded").count() == 2
+
+
+def test_demo_feed_ignores_devices_other_integrations_added(deployment, make_device):
+    from apps.core.models import Datasource
+
+    gateway = Datasource.objects.create(deployment=deployment, key="acme-gateway", name="GW")
+    make_device(deployment, "synced-elsewhere")
+    ours = make_device(deployment, "m1")
+    ours.datasource = gateway
+    ours.save()
+    demo_meters_ingest(deployment=deployment, start=DAY, end=DAY + dt.timedelta(hours=1))
+    assert set(Reading.objects.values_list("device__external_id", flat=True)) == {"m1"}

@@ -47,3 +47,6 @@ class Is3StatsAdmin(admin.ModelAdmin):
     list_display = ("datasource", "requests", "stored", "overwrites", "out_of_order",
                     "discarded", "refused")
     readonly_fields = list_display
+
+    def has_add_permission(self, request) -> bool:
+        return False  # IS3 keeps them

@@ -201,9 +201,12 @@ def _store(datasource: PlatformDatasource, values: list, *, discarded: int) -> N
                 ts__lte=max(stamps)).values_list("series_id", "ts"))
             overwrites += len(held & set(rows))
             _upsert(rows)
+            moved = []
             for key, s in series.items():
                 if newest[key] is not None and newest[key] != s.last_ts:
-                    Is3Series.objects.filter(pk=s.pk).update(last_ts=newest[key])
+                    s.last_ts = newest[key]
+                    moved.append(s)
+            Is3Series.objects.bulk_update(moved, ["last_ts"])
         Is3Stats.objects.get_or_create(datasource=datasource)
         Is3Stats.objects.filter(datasource=datasource).update(
             requests=F("requests") + 1, stored=F("stored") + len(values),
