@@ -104,6 +104,9 @@ class Connection(models.Model):
     staging_url = models.URLField(max_length=500, blank=True)
     production_url = models.URLField(max_length=500, blank=True)
     timeout_seconds = models.PositiveIntegerField(default=30)
+    concurrency = models.PositiveSmallIntegerField(
+        default=2, help_text="Pages requested at once on offset and page-number endpoints, "
+                             "whose next page is known in advance (1: one after another).")
 
     auth_kind = models.CharField(max_length=32, choices=AuthKind.choices, default=AuthKind.NONE)
     auth_name = models.CharField(
@@ -223,6 +226,8 @@ class Connection(models.Model):
                 f"must be at least the quota window ({self.quota_window_seconds} s), or a "
                 "rate-limited run gives up before the quota resets"
             )
+        if not 1 <= self.concurrency <= 8:
+            errors["concurrency"] = "from 1 to 8 requests at once"
         if self.run_hour > 23:
             errors["run_hour"] = "an hour from 0 to 23 (UTC)"
         errors.update(self._clean_maps())

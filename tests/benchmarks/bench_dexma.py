@@ -46,7 +46,8 @@ MEMORY_MB = 300
 PATH = "/sandbox/dexma/is3/readings"
 ROOT = Path(__file__).resolve().parents[2]
 ZONE = ZoneInfo("Europe/Madrid")
-START = dt.datetime(2025, 1, 1, tzinfo=ZONE)
+# UTC arithmetic: adding to a zoned datetime would step through the DST gaps wall-clock.
+START = dt.datetime(2025, 1, 1, tzinfo=ZONE).astimezone(dt.UTC)
 QH = dt.timedelta(minutes=15)
 
 
@@ -199,7 +200,7 @@ def test_backfill_reaches_half_the_bare_loop_in_exact_requests_under_300_mb(is3_
     _truncate_store()
 
     backfill = delivery.backfill_start(datasource=datasource, date_from=START,
-                                       date_to=START + dt.timedelta(days=DAYS))
+                                       date_to=START + QH * DAYS * 96)
     with PeakRss() as memory, Is3Client() as client:
         started = time.perf_counter()
         backfill = delivery.backfill_run(backfill=backfill, client=client)

@@ -8,6 +8,7 @@ from apps.core.models import OutboundBatch
 from apps.core.services import outbox_dispatch
 from apps.dexma import delivery
 from apps.dexma.client import Is3Client
+from apps.dexma.delivery import backfill as backfill_module
 from apps.dexma.models import Backfill
 from apps.sandbox.dexma.models import (
     AppToken,
@@ -96,7 +97,7 @@ def test_verification_catches_intervals_the_platform_discarded(
 
 def test_backfill_resumes_after_a_crash_without_resending_acknowledged_batches(
         platform, installation, meters, monkeypatch):
-    monkeypatch.setattr(delivery, "MAX_VALUES", 100)
+    monkeypatch.setattr(backfill_module, "MAX_VALUES", 100)
     remote = platform_datasource(platform)
     datasource = datasource_with(installation, meters, ["active_energy_delta"],
                                  platform_id=remote.pk)
