@@ -192,7 +192,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The demo points every platform at the sandbox inside this server.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
-HUB_BASE_URL = env.str("HUB_BASE_URL", default="http://127.0.0.1:8000")
+# Where platforms reach this hub (webhooks, iframe URLs); set it to the public URL in production.
+HUB_BASE_URL = env.str(
+    "HUB_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+)
 _sandbox = f"{HUB_BASE_URL.rstrip('/')}/sandbox"
 DEXMA_API_URL = env.str(
     "DEXMA_API_URL", default=f"{_sandbox}/dexma/v3" if SANDBOX_ENABLED else "https://api.dexma.com/v3"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
@@ -301,8 +302,7 @@ def api_reachable(*, timeout: float = 2.0) -> tuple[bool, str]:
 # --- IS3 -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Is3Value:
+class Is3Value(NamedTuple):
     """One value as IS3 takes it: device (did), local timestamp with offset, parameter id."""
 
     did: str
@@ -313,16 +313,26 @@ class Is3Value:
 
 def is3_body(values: list[Is3Value]) -> bytes:
     """The IS3 body: one message per device and timestamp, `sqn` always 1, in the order given
-    (the caller sorts chronologically)."""
-    messages: list[dict[str, Any]] = []
-    index: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for value in values:
-        group = index.get((value.did, value.ts))
+    (the caller sorts chronologically).
+
+    Written as text directly: a backfill serialises millions of values, and the generic
+    encoder over nested dicts was a good part of the hub's time per batch.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for did, ts, p, v in values:
+        if v != v or v in (math.inf, -math.inf):
+            raise ValueError(f"IS3 takes finite numbers only: {did} {ts} p={p} v={v}")
+        part = f'{{"p":{p},"v":{v!r}}}'
+        group = groups.get((did, ts))
         if group is None:
-            group = index[(value.did, value.ts)] = []
-            messages.append({"did": value.did, "sqn": 1, "ts": value.ts, "values": group})
-        group.append({"p": value.p, "v": value.v})
-    return json.dumps(messages, separators=(",", ":"), allow_nan=False).encode()
+            groups[(did, ts)] = [part]
+        else:
+            group.append(part)
+    messages = [
+        f'{{"did":{json.dumps(did)},"sqn":1,"ts":{json.dumps(ts)},"values":[{",".join(parts)}]}}'
+        for (did, ts), parts in groups.items()
+    ]
+    return ("[" + ",".join(messages) + "]").encode()
 
 
 class Is3Client:

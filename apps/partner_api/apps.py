@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 from apps.core.schedules import Schedule
 
@@ -28,17 +29,16 @@ class PartnerApiConfig(AppConfig):
         from apps.partner_api import schema  # noqa: F401  (registers OpenAPI extensions)
 
     def demo_setup(self, *, deployment, write) -> None:
-        """A read-write key for the demo deployment, printed once (idempotent by name)."""
+        """A fresh read-write key for the demo deployment on every run, so it can be shown."""
         from apps.partner_api.models import ApiKey
         from apps.partner_api.services import apikey_create, changemarks_record
 
         name = "Demo partner"
         changemarks_record()
-        if ApiKey.objects.filter(name=name).exists():
-            write(f"  API key '{name}' exists (rotate it in the admin to see a new one)")
-            return
+        # Only the hash is stored, so the demo replaces its key to be able to print one.
+        ApiKey.objects.filter(name=name).delete()
         _, raw = apikey_create(name=name, deployments=[deployment],
                                access=ApiKey.Access.READ_WRITE)
         write(f"  API key for {deployment.slug}: {raw}")
-        write("  try: curl -H 'X-API-Key: <key>' http://127.0.0.1:8000/api/v1/usage/?limit=5"
-              "  — docs at /api/v1/docs/")
+        write(f"  try: curl -H 'X-API-Key: {raw}' '{settings.HUB_BASE_URL}/api/v1/usage/?limit=5'")
+        write(f"  docs: {settings.HUB_BASE_URL}/api/v1/docs/")

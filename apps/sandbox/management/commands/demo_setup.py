@@ -74,11 +74,19 @@ class Command(BaseCommand):
         self.stdout.write(f"  {counts}")
         # Each integration adds its part of the demo through its AppConfig.demo_setup(),
         # given the demo deployment and a writer for progress lines.
+        notes: list[str] = []
+
+        def write(line: str) -> None:
+            self.stdout.write(line)
+            notes.append(line)
+
         for config in apps.get_app_configs():
             extend = getattr(config, "demo_setup", None)
             if callable(extend):
-                self.stdout.write(f"Demo: {config.verbose_name}…")
-                extend(deployment=deployment, write=self.stdout.write)
+                write(f"{config.verbose_name}:")
+                extend(deployment=deployment, write=write)
+        # rundemo prints these again under its banner, after the setup output scrolled away.
+        (settings.VAR_DIR / "demo-notes.txt").write_text("\n".join(notes) + "\n")
         report = schedules_setup()
         self.stdout.write(f"Schedules: {len(report.created)} created, {len(report.kept)} kept")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))

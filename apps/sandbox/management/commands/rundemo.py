@@ -30,6 +30,8 @@ class Command(BaseCommand):
         }
         processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         base = f"http://127.0.0.1:{port}"
+        notes_file = settings.VAR_DIR / "demo-notes.txt"
+        notes = notes_file.read_text() if notes_file.exists() else ""
         self.stdout.write(self.style.SUCCESS(
             f"\n  Hub demo running.\n"
             f"  Admin:     {base}/admin/   (login: admin / admin)\n"
@@ -37,6 +39,9 @@ class Command(BaseCommand):
             f"  Sandbox:   {base}/sandbox/\n"
             f"  Database:  {settings.DATABASES['default']['NAME']}\n"
             f"  Ctrl-C stops web, worker and beat.\n"))
+        if notes:
+            self.stdout.write("  Try the integrations:\n" + "".join(
+                f"    {line}\n" for line in notes.splitlines()))
         stopping = False
 
         def stop(*_):
