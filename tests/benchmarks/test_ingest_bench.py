@@ -10,9 +10,9 @@ every reading carries a period_end) = 1,000,000 readings, in a dedicated databas
   transaction. The tuples (device ids resolved, seq precomputed) are built before the clock
   starts. Run before and after the ingest; the faster run is the baseline.
 - ingest: `readings_ingest` in a fresh process, fed ReadingIn objects generated lazily
-  (building them is inside its time; the generator alone is timed and printed too).
-  Peak memory is that process's ru_maxrss; a third, untimed pass reports the Python heap
-  peak with tracemalloc.
+  (building them is inside its time; the generator alone is timed and printed too), into an
+  empty core_reading. Run twice (truncated in between); the faster run counts. Peak memory is
+  the process's ru_maxrss; an extra untimed pass reports the Python heap peak (tracemalloc).
 - re-ingest: the same 1M readings again, all unchanged (the idempotent path).
 - ORM: `Reading(...).save()` row by row (autocommit) on a 10,000-row sample, for scale.
 - Reference only: the same COPY into a bare table that also has core_reading's two deferred
@@ -131,6 +131,13 @@ def test_ingest_vs_copy(bench_env):
     ))
     assert (missing, extra) == (0, 0)
 
+    # A second fresh ingest; like COPY, the faster of the two runs counts.
+    _sql("TRUNCATE core_reading", "VACUUM ANALYZE core_reading", "CHECKPOINT")
+    ingest_2 = _worker_run(bench_env, "ingest")
+    assert ingest_2["counts"]["inserted"] == rows, ingest_2
+    ingests = sorted((ingest, ingest_2), key=_rate, reverse=True)
+    ingest = ingests[0]
+
     _sql("VACUUM ANALYZE core_reading", "CHECKPOINT")
     again = _worker_run(bench_env, "ingest")
     assert again["counts"]["unchanged"] == rows, again
@@ -143,7 +150,7 @@ def test_ingest_vs_copy(bench_env):
     copy = copies[0]
 
     ratio = _rate(ingest) / _rate(copy)
-    peak = ingest["ru_maxrss_mb"]
+    peak = max(run["ru_maxrss_mb"] for run in (*ingests, again))
     print()
     print(f"ingest benchmark: {_worker.DEVICES:,} devices x {_worker.TIMESTAMPS:,} timestamps, "
           f"database {BENCH_DB}")
@@ -153,17 +160,18 @@ def test_ingest_vs_copy(bench_env):
     if copy_fk:
         print(_line("COPY, bare table + core_reading's FKs", copy_fk,
                     f"reference only; ingest = {_rate(ingest) / _rate(copy_fk):.0%} of it"))
-    print(_line("readings_ingest, new rows", ingest, f"{ingest['counts']}"))
+    print(_line("readings_ingest, new rows", ingest, "the faster of two runs"))
+    print(_line("  (the other ingest run)", ingests[1], ""))
     print(_line("readings_ingest again, all unchanged", again,
                 f"{_rate(again) / _rate(copy):.0%} of COPY"))
     print(_line("ORM save(), row by row", orm, f"{_rate(orm) / _rate(copy):.2%} of COPY"))
     print(_line("  (generating the ReadingIn stream alone)", generate, "inside ingest's time"))
     print(f"ratio ingest / COPY: {ratio:.1%} (target >= {MIN_RATIO:.0%})")
-    print(f"ingest peak memory: ru_maxrss {peak:.0f} MB (target < {MAX_PEAK_MB} MB; "
-          f"{ingest['before']['rss_mb']:.0f} MB before the call), re-ingest "
-          f"{again['ru_maxrss_mb']:.0f} MB, tracemalloc peak of the Python heap "
-          f"{traced['tracemalloc_peak_mb']:.1f} MB; COPY process {copy['ru_maxrss_mb']:.0f} MB "
-          "(its 1M tuples prepared in memory)")
+    print(f"ingest peak memory (whole process, ru_maxrss, worst of the 3 runs): {peak:.0f} MB "
+          f"(target < {MAX_PEAK_MB} MB; {ingest['before']['rss_mb']:.0f} MB of it is Django before "
+          f"the call); Python heap peak during the call (tracemalloc, separate untimed run): "
+          f"{traced['tracemalloc_peak_mb']:.1f} MB; the COPY process: "
+          f"{copy['ru_maxrss_mb']:.0f} MB (its 1M tuples prepared in memory)")
 
     assert peak < MAX_PEAK_MB, f"ingest peak RSS {peak:.0f} MB >= {MAX_PEAK_MB} MB"
     assert ratio >= MIN_RATIO, f"ingest is {ratio:.1%} of COPY, target {MIN_RATIO:.0%}"

@@ -25,7 +25,39 @@ from apps.core.models import (
     Reading,
     Run,
 )
-from apps.core.services import ReadingIn, readings_ingest
+from apps.core.services import ReadingIn, link_get_or_create, readings_ingest
+from apps.dexma.delivery import backfill_plan, backfill_start
+from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.partner_api.models import IdempotencyRecord
+from apps.partner_api.services import Answer, apikey_create, idempotent, request_fingerprint
+from apps.pull.models import Connection, Endpoint, SeenUnit
+from apps.pull.services import connection_setup
+from apps.sandbox.dexma.models import (
+    AppToken,
+    Is3Stats,
+    PlatformDatasource,
+    PlatformDeployment,
+    PlatformDevice,
+    PlatformSession,
+)
+from apps.sandbox.upstream.models import Profile
+from apps.sandbox.wattics.models import (
+    CollectorAccount,
+    CollectorFault,
+    CollectorMeter,
+    CollectorPacket,
+)
+from apps.volue.client import notification_parse
+from apps.volue.models import VolueCustomer, VolueMeter, VolueResource, WebhookSubscription
+from apps.volue.services import notification_process, notification_store, report_plan
+from apps.wattics.models import (
+    WatticsAccount,
+    WatticsLatePacket,
+    WatticsPartner,
+    WatticsPartnerMember,
+)
+from apps.wattics.services import stream_create, stream_plan
+from tests.pull.conftest import FIELDS
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +142,142 @@ def world(deployment, make_device, admin_user):
         "django_celery_beat.periodictask": PeriodicTask.objects.create(
             name="sync acme", task="apps.pull.tasks.sync", interval=interval),
     }
+    objects.update(_dexma_world(deployment, device))
+    objects.update(_partner_api_world(deployment))
+    objects.update(_pull_world(deployment))
+    objects.update(_sandbox_world())
+    objects.update(_volue_world(deployment, device))
+    objects.update(_wattics_world(deployment, device))
     return objects
+
+
+def _dexma_world(deployment, device) -> dict:
+    """The DEXMA app's rows as the install handshake and the embedded page leave them (their
+    services call the platform over HTTP, so the rows are written here); the backfill is
+    started and planned by its services."""
+    installation = Installation(dep_id="demoDEXMA-e2db4391", deployment=deployment)
+    installation.set_token("5b36281ac7034f9a65cd")
+    installation.save()
+    datasource = DexmaDatasource.objects.create(
+        installation=installation, deployment=deployment, name="Madrid HQ", platform_id=260,
+        key="hub-madrid-hq", source_token="src-token-260",
+        link=link_get_or_create(platform="dexma", name=f"{installation.dep_id}/260",
+                                deployment=deployment),
+    )
+    selected = SelectedDevice.objects.create(datasource=datasource, device=device)
+    selected.parameters.set([Parameter.objects.get(key="active_energy")])
+    backfill = backfill_start(datasource=datasource, date_from=T0,
+                              date_to=T0 + dt.timedelta(days=1))
+    backfill_plan(backfill=backfill)  # sending: its progress is read from the outbox
+    return {"dexma.installation": installation, "dexma.dexmadatasource": datasource,
+            "dexma.backfill": backfill}
+
+
+def _partner_api_world(deployment) -> dict:
+    """A key issued by its service, and the answer it kept for a retried request."""
+    key, _ = apikey_create(name="Scaler production", deployments=[deployment])
+    fingerprint = request_fingerprint(method="POST", path="/readings", body=b"[]")
+    idempotent(key=key, idempotency_key="retry-1", fingerprint=fingerprint,
+               produce=lambda: Answer(201, {"inserted": 0}))
+    return {"partner_api.apikey": key,
+            "partner_api.idempotencyrecord": IdempotencyRecord.objects.get(api_key=key)}
+
+
+def _pull_world(deployment) -> dict:
+    """A connection as `make_connection` builds one: validated, then set up by its service."""
+    provider = Connection(
+        deployment=deployment, name="Provider", key="provider",
+        staging_url="https://provider.test/api/", auth_kind=Connection.AuthKind.API_KEY_HEADER,
+        api_key="sandbox-key",
+    )
+    provider.full_clean(exclude=["deployment"])
+    provider.save()
+    endpoint = Endpoint(connection=provider, role=Endpoint.Role.METERS, path="meters",
+                        fields=FIELDS["meters"])
+    endpoint.full_clean()
+    endpoint.save()
+    SeenUnit.objects.create(connection=provider, unit="kWh")
+    return {"pull.connection": connection_setup(connection=provider)}
+
+
+def _sandbox_world() -> dict:
+    """The simulators' own state: only their HTTP views write it, so the ORM does here."""
+    platform = PlatformDeployment.objects.create(dep_id="demoDEXMA-e2db4391", name="Demo")
+    datasource = PlatformDatasource.objects.create(deployment=platform, app_id="63",
+                                                   key="hub-madrid-hq", name="Madrid HQ")
+    account = CollectorAccount(username="acme")
+    account.set_password("s3cret")
+    account.save()
+    meter = CollectorMeter.objects.create(meter_id="wm-1", account=account,
+                                          kind=CollectorMeter.Kind.SINGLE)
+    packet = {"id": "wm-1", "tsISO8601": "2026-06-01T02:00:00.000+02:00", "value": 5}
+    return {
+        "sandbox_dexma.platformdeployment": platform,
+        "sandbox_dexma.apptoken": AppToken.objects.create(deployment=platform, app_id="63"),
+        "sandbox_dexma.platformdatasource": datasource,
+        "sandbox_dexma.platformdevice": PlatformDevice.objects.create(
+            datasource=datasource, local_id="meter-1", name="meter-1"),
+        "sandbox_dexma.platformsession": PlatformSession.objects.create(
+            deployment=platform, user_name="Ana", user_email="ana@example.com"),
+        "sandbox_dexma.is3stats": Is3Stats.objects.create(datasource=datasource, requests=1,
+                                                          stored=1),
+        "sandbox_upstream.profile": Profile.objects.create(slug="provider", data_start=T0),
+        "sandbox_wattics.collectoraccount": account,
+        "sandbox_wattics.collectormeter": meter,
+        "sandbox_wattics.collectorpacket": CollectorPacket.objects.create(
+            meter=meter, ts=T0, packet=packet),
+        "sandbox_wattics.collectorfault": CollectorFault.objects.create(
+            status=CollectorFault.Status.E503, remaining=1),
+    }
+
+
+def _volue_world(deployment, device) -> dict:
+    """A customer metering one point (registering it calls Volue, so the rows are written
+    here), and a power-limit request for it that arrived by webhook: stored, processed into
+    an event with its target, and planned into a report by the app's services."""
+    customer = VolueCustomer.objects.create(deployment=deployment, key="acme", name="Acme")
+    meter = VolueMeter.objects.create(customer=customer, device=device,
+                                      meter_point_id="707057500000000011", remote_id="loc-1")
+    resource = VolueResource.objects.create(customer=customer, resource_id="tank-1",
+                                            meter=meter, metadata={"capacity": 500})
+    subscription = WebhookSubscription.objects.create(
+        url="https://hub.test/volue/webhook", secret="whsec",
+        notification_types=["LocationLPCRequested"], remote_id="sub-1")
+    points = [{"timestamp": (T0 + dt.timedelta(hours=h)).isoformat(), "maxPowerInKiloWatts": 5}
+              for h in range(2)]
+    body = json.dumps({
+        "notificationId": "n-1", "eventId": "e-1", "eventCreatedAtUtc": "2026-05-31T10:00:00Z",
+        "notificationSentUtc": "2026-05-31T10:00:01Z", "notificationType": "LocationLPCRequested",
+        "payload": {"payloadType": "LocationLPC", "targets": [{
+            "locationId": "loc-1", "meterPointId": meter.meter_point_id,
+            "resolution": "01:00:00", "points": points}]},
+    }).encode()
+    notification = notification_store(notification=notification_parse(body))
+    event = notification_process(notification=notification)
+    targets = list(event.targets.all())
+    report = report_plan(event=event, customer=customer, targets=targets,
+                         now=T0 + dt.timedelta(hours=3))
+    return {"volue.voluecustomer": customer, "volue.volueresource": resource,
+            "volue.webhooksubscription": subscription, "volue.notification": notification,
+            "volue.event": event, "volue.eventtarget": targets[0], "volue.energyreport": report}
+
+
+def _wattics_world(deployment, device) -> dict:
+    """A partner group and an end-user account (no services: ops enter them in the admin),
+    and a stream on the meter whose planning records a corrected reading, older than what it
+    already planned, as a late packet."""
+    partner = WatticsPartner.objects.create(name="Reseller A")
+    WatticsPartnerMember.objects.create(partner=partner, deployment=deployment)
+    account = WatticsAccount.objects.create(name="Acme", username="acme", password="s3cret",
+                                            deployment=deployment)
+    stream = stream_create(device=device, meter_id="wm-1", kind="single",
+                           channels={"value": "active_energy"}, timezone="Europe/Madrid")
+    stream_plan(stream=stream)
+    _ingest(deployment, ReadingIn("meter-1", "active_energy", T0, 6))  # a correction
+    stream_plan(stream=stream)
+    return {"wattics.watticspartner": partner, "wattics.watticsaccount": account,
+            "wattics.watticsstream": stream,
+            "wattics.watticslatepacket": WatticsLatePacket.objects.get(stream=stream)}
 
 
 @pytest.fixture

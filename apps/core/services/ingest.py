@@ -1,10 +1,11 @@
 """`readings_ingest`: validate readings, upsert them in bulk, quarantine the invalid ones.
 
-On PostgreSQL each chunk is COPYed into a temporary staging table and merged with one
-`INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM`, so an identical reading
-is left alone (unchanged) and a changed one gets a new `seq`. Elsewhere (the SQLite demo)
-the same contract is met with bulk ORM calls. Input is consumed in chunks: memory depends
-on the chunk size, not on the batch.
+On PostgreSQL each chunk is COPYed (binary) into a temporary staging table and merged with
+one `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM`, so an identical
+reading is left alone (unchanged) and a changed one gets a new `seq`; while the server merges
+one chunk, this process validates the next. Elsewhere (the SQLite demo) the same contract is
+met with bulk ORM calls. Input is consumed in chunks: memory depends on the chunk size, not on
+the batch. `tests/benchmarks/test_ingest_bench.py` measures it against bare COPY.
 """
 
 from __future__ import annotations
@@ -414,7 +415,7 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 
 
 class _Merger:
-    """Runs each chunk's merge inline (the SQLite demo, or the last chunk)."""
+    """Merges each chunk as it comes, inline (the SQLite demo; the last chunk everywhere)."""
 
     def __init__(self) -> None:
         self._done = (0, 0, 0)
@@ -438,9 +439,10 @@ class _OverlappingMerger(_Merger):
     """PostgreSQL: the server merges chunk n while this process validates chunk n + 1.
 
     One connection runs one statement at a time, so only the merge statement goes to a
-    helper thread, on this thread's own connection (so in the same transaction); the next
-    COPY, the quarantine rows and the daily stat all wait for it first. A call that fits in
-    one chunk never starts the thread.
+    helper thread, and it runs on the caller's own connection (the same transaction, shared
+    with Django's `inc_thread_sharing`). Every other statement — the next COPY, quarantine
+    rows, the daily stat, a rollback — waits for it first, and `__exit__` never returns with
+    a merge still running. A call that fits in one chunk never starts the thread.
     """
 
     def __init__(self) -> None:
