@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest tests/benchmarks -s -o addopts="" -p no:cacheprovider $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest tests/benchmarks -s -o addopts="" -o python_files="bench_*.py test_*.py" -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
