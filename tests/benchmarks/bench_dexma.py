@@ -20,12 +20,8 @@ import json
 import math
 import os
 import resource
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -38,58 +34,23 @@ from apps.dexma import delivery
 from apps.dexma.client import Is3Client
 from apps.dexma.models import Backfill, DexmaDatasource, Installation, SelectedDevice
 from apps.sandbox.dexma.models import Is3Stats, PlatformDatasource, PlatformDeployment
+from tests.benchmarks._servers import gunicorn_server
 
 DEVICES = int(os.environ.get("BENCH_DEXMA_DEVICES", "50"))
 DAYS = int(os.environ.get("BENCH_DEXMA_DAYS", "365"))
 TARGET = 0.50
 MEMORY_MB = 300
 PATH = "/sandbox/dexma/is3/readings"
-ROOT = Path(__file__).resolve().parents[2]
 ZONE = ZoneInfo("Europe/Madrid")
 # UTC arithmetic: adding to a zoned datetime would step through the DST gaps wall-clock.
 START = dt.datetime(2025, 1, 1, tzinfo=ZONE).astimezone(dt.UTC)
 QH = dt.timedelta(minutes=15)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def is3_url():
-    port = _free_port()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                        f"{db['PORT'] or 5432}/{db['NAME']}",
-        "SANDBOX_ENABLED": "true",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
-         "-k", "gthread", "-w", "2", "--threads", "4", "--keep-alive", "30",
-         "--log-level", "warning"], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}{PATH}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(url, timeout=5).status_code == 405:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the sandbox IS3 did not start")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with gunicorn_server(threads=4) as base:
+        yield base + PATH
 
 
 def _setup() -> tuple[DexmaDatasource, PlatformDatasource, PlatformDatasource, int]:

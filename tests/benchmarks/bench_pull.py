@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection as db_connection
 
 from apps.core.models import Deployment, Reading
 from apps.pull.models import Connection, Endpoint
 from apps.pull.services import connection_setup, connection_sync
 from apps.sandbox.upstream.models import Profile
+from tests.benchmarks._servers import gunicorn_server
 
 METERS = int(os.environ.get("BENCH_PULL_METERS", "100"))
 SLOTS = int(os.environ.get("BENCH_PULL_SLOTS", "5000"))
@@ -38,16 +34,9 @@ PAGE = int(os.environ.get("BENCH_PULL_PAGE", "500"))
 TARGET = 0.50
 MEMORY_CAP_MB = 300
 GROWTH_CAP_MB = 40
-ROOT = Path(__file__).resolve().parents[2]
 STEP = dt.timedelta(minutes=15)
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 START = NOW - SLOTS * STEP
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rss_mb() -> float:
@@ -79,36 +68,8 @@ class PeakSampler(threading.Thread):
 
 @pytest.fixture
 def sandbox_url():
-    port = _free_port()
-    db = db_connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                        f"{db['PORT'] or 5432}/{db['NAME']}",
-        "SANDBOX_ENABLED": "true",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
-         "-w", "2", "-k", "gthread", "--threads", "4", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.2)
+    with gunicorn_server(threads=4) as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _bare_loop(url: str) -> tuple[float, int, int]:

@@ -15,16 +15,11 @@ import base64
 import datetime as dt
 import itertools
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection
 
 from apps.core.models import Datasource, Deployment, Device, OutboundBatch, Site
 from apps.core.services import ReadingIn, readings_ingest
@@ -32,54 +27,19 @@ from apps.sandbox.wattics.models import CollectorAccount, CollectorMeter, Collec
 from apps.wattics.models import WatticsAccount
 from apps.wattics.schemas import packet_line
 from apps.wattics.services import stream_create, streams_push
+from tests.benchmarks._servers import gunicorn_server
 
 PACKETS = int(os.environ.get("BENCH_WATTICS_PACKETS", "100000"))
 STREAMS = int(os.environ.get("BENCH_WATTICS_STREAMS", "20"))
 TARGET = 0.60
 PATH = "/sandbox/wattics/measurements/v2/unifiedjson/"
-ROOT = Path(__file__).resolve().parents[2]
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def collector_url():
-    port = _free_port()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                        f"{db['PORT'] or 5432}/{db['NAME']}",
-        "SANDBOX_ENABLED": "true",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
-         "-k", "gthread", "-w", "2", "--threads", "16", "--keep-alive", "30",
-         "--log-level", "warning"], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}{PATH}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(url, timeout=5).status_code == 401:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the collector did not start")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with gunicorn_server(threads=16) as base:
+        yield base + PATH
 
 
 def _setup(per_stream: int):
