@@ -16,7 +16,8 @@ os.environ.setdefault("SANDBOX_ENABLED", "true")
 from config.settings import *  # noqa: F403
 from config.settings import CACHES
 
-CACHES["default"]["KEY_PREFIX"] = "hub-test"
+# Runs side by side (see TEST_DATABASE_NAME below) must not clear each other's cache keys.
+CACHES["default"]["KEY_PREFIX"] = "hub-test-" + os.environ.get("TEST_DATABASE_NAME", "default")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
+from apps.core.forms import https_url_formfield
 from apps.pull.models import Connection, Endpoint, SeenUnit
 from apps.pull.selectors import connections_failing
 from apps.pull.services import connection_preview, connection_setup
@@ -23,6 +25,7 @@ class ConnectionForm(forms.ModelForm):
     """Secrets are write-only: the form never shows them; blank keeps the stored one."""
 
     class Meta:
+        formfield_callback = https_url_formfield
         model = Connection
         fields = "__all__"  # noqa: DJ007 (the admin's fieldsets choose)
 
@@ -71,6 +74,8 @@ class SeenUnitInline(admin.TabularInline):
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
+    # URLs without a scheme are taken as https (Django 6 default, set now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     form = ConnectionForm
     change_form_template = "pull/connection_change_form.html"
     inlines = (EndpointInline, SeenUnitInline)
@@ -108,7 +113,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="last_status")
     def status_badge(self, obj: Connection) -> str:
         if not obj.last_status:
-            return format_html('<span class="hub-quiet">never ran</span>')
+            return mark_safe('<span class="hub-quiet">never ran</span>')
         return format_html('<span class="hub-badge hub-badge-{}">{}</span>', obj.last_status,
                            obj.get_last_status_display())
 

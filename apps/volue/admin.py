@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -103,6 +104,8 @@ class VolueResourceAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    # URLs without a scheme are taken as https (Django 6 default, set now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "url", "remote_id", "is_active", "updated_at")
     fields = ("name", "url", "notification_types", "remote_id", "is_active", "created_at",
               "updated_at")

@@ -7,13 +7,14 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from apps.core.forms import https_url_formfield
 from apps.core.models import DeliveryLink, Parameter, Run
 from apps.core.services import link_get_or_create
 from apps.wattics import selectors
@@ -74,6 +75,7 @@ class AccountForm(forms.ModelForm):
     )
 
     class Meta:
+        formfield_callback = https_url_formfield
         model = WatticsAccount
         fields = ("name", "username", "password", "api_url", "partner", "deployment", "site",
                   "device")
@@ -87,6 +89,8 @@ class AccountForm(forms.ModelForm):
 
 @admin.register(WatticsAccount)
 class WatticsAccountAdmin(admin.ModelAdmin):
+    # URLs without a scheme are taken as https (Django 6 default, set now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     form = AccountForm
     list_display = ("name", "level", "scope", "username", "state_badge", "stream_count")
     list_filter = ("state",)

@@ -1,6 +1,4 @@
-import copy
 import datetime as dt
-import uuid
 
 import pytest
 from rest_framework.test import APIClient
@@ -12,15 +10,6 @@ from apps.partner_api.services import apikey_create
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 QH = dt.timedelta(minutes=15)
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_prefix(settings):
-    """Counters under a prefix of our own: parallel suites on the same Redis flush
-    `hub-test:*` between their tests, which would reset a rate window mid-test."""
-    caches = copy.deepcopy(settings.CACHES)
-    caches["default"]["KEY_PREFIX"] = f"hub-partner-api-{uuid.uuid4().hex[:8]}"
-    settings.CACHES = caches
 
 
 @pytest.fixture(autouse=True)
