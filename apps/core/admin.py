@@ -501,6 +501,25 @@ class QuarantineAdmin(admin.ModelAdmin):
             )
 
 
+def _counts_text(counts) -> str:
+    """Run counts as words: nested stages become "meters: fetched 6, stored 6"."""
+    if not isinstance(counts, dict):
+        return "" if counts in (None, "", [], 0, False) else str(counts)
+    parts = []
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            inner = _counts_text(value)
+            if inner:
+                parts.append(f"{key}: {inner}")
+        elif isinstance(value, list | tuple):
+            if value:
+                parts.append(f"{key} {', '.join(map(str, value))}")
+        elif value not in (None, "", 0, False):
+            parts.append(f"{key} {value}")
+    return "; ".join(parts) if any(isinstance(v, dict) for v in counts.values()) \
+        else ", ".join(parts)
+
+
 @admin.register(Run)
 class RunAdmin(HugeTableAdmin, ReadOnlyAdmin):
     list_display = ("started", "status_badge", "kind", "target", "deployment", "duration",
@@ -537,9 +556,7 @@ class RunAdmin(HugeTableAdmin, ReadOnlyAdmin):
         """The error when there is one, else what the run counted."""
         if obj.error:
             return format_html('<span class="hub-alert-text">{}</span>', _short(obj.error, 140))
-        if not isinstance(obj.counts, dict):
-            return str(obj.counts)
-        return ", ".join(f"{k} {v}" for k, v in obj.counts.items() if v) or "—"
+        return _counts_text(obj.counts) or "—"
 
 
 # --- Delivery --------------------------------------------------------------------------

@@ -640,3 +640,19 @@ def test_outbound_batches_filter_by_link_platform(admin_client, deployment):
     _batch(_link(deployment, platform="dexma", name="acme-is3"), 1, OutboundBatch.State.PENDING)
     response = admin_client.get(_url("core.outboundbatch", "changelist"), {"platform": "dexma"})
     assert [b.link.platform for b in response.context["cl"].result_list] == ["dexma"]
+
+
+def test_run_outcome_reads_nested_stage_counts_as_words():
+    from apps.core.admin import _counts_text
+
+    counts = {"meters": {"fetched": 6, "stored": 6, "quarantined": 0},
+              "usage": {"fetched": 1038, "stored": 1031}, "pages": 9, "units": ["kWh", "m3"]}
+    assert _counts_text(counts) == (
+        "meters: fetched 6, stored 6; usage: fetched 1038, stored 1031; pages 9; units kWh, m3")
+
+
+def test_run_outcome_of_flat_counts_skips_zeros():
+    from apps.core.admin import _counts_text
+
+    assert _counts_text({"inserted": 4, "updated": 0, "unchanged": 304}) == (
+        "inserted 4, unchanged 304")
