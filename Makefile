@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # The demo runs on embedded defaults: SQLite and a file-system broker under var/.
 DEMO_ENV := DEBUG=true DATABASE_URL= REDIS_URL=
 TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings_test
+BENCH ?= tests/benchmarks
 
 .PHONY: demo test bench lint install clean
 
@@ -27,7 +28,7 @@ test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest tests/benchmarks -s -o addopts="" -o python_files="bench_*.py test_*.py" -p no:cacheprovider $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest $(BENCH) -s -o addopts="" -o python_files="bench_*.py test_*.py" -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
