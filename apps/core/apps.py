@@ -18,6 +18,9 @@ class CoreConfig(AppConfig):
         ),
     )
 
+    def ready(self) -> None:
+        from apps.core import signals  # noqa: F401  (connects the receivers)
+
 
 class HubAdminConfig(admin_apps.AdminConfig):
     default = False

@@ -1,4 +1,4 @@
-"""Single-flight: at most one run of a named job at a time, across every worker."""
+"""Locks shared by every worker: single-flight jobs, and one reading writer per deployment."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.core.cache import cache
+from django.db import connection
+
+# pg_advisory_xact_lock(class, deployment id): see `lock_deployment_readings`.
+_READINGS_LOCK_CLASS = 0x4855
 
 
 class AlreadyRunning(RuntimeError):
@@ -29,3 +33,19 @@ def single_flight(name: str, *, ttl: int) -> Iterator[None]:
     finally:
         if cache.get(key) == token:
             cache.delete(key)
+
+
+def lock_deployment_readings(deployment_id: int) -> None:
+    """Until the current transaction ends, be the only writer of this deployment's readings.
+
+    Held by `readings_ingest` for its whole transaction, so readings commit in `seq` order and
+    a delivery cursor on `seq` never skips a late commit. Deleting a device takes it too: the
+    readings table carries no database foreign keys (they cost more than the ingest itself),
+    so this lock is what keeps an ingest from writing readings of a device being deleted.
+    A no-op on SQLite, whose writers are serialised anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [_READINGS_LOCK_CLASS, deployment_id]
+            )

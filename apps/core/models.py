@@ -293,9 +293,17 @@ class Reading(models.Model):
         BAD = 2, "Bad"
 
     id = models.BigAutoField(primary_key=True)
-    # The natural-key index leads with device, so no separate FK indexes.
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, db_index=False)
-    parameter = models.ForeignKey(Parameter, on_delete=models.PROTECT, db_index=False)
+    # The natural-key index leads with device, so no separate FK indexes. No database foreign
+    # keys either: checked row by row at commit they cost more than the whole ingest does.
+    # `readings_ingest` only writes devices and parameters it has just read under the
+    # deployment's readings lock, and deleting a device takes that lock (apps.core.signals),
+    # so nothing orphans; CASCADE and PROTECT are applied by Django as before.
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
+    parameter = models.ForeignKey(
+        Parameter, on_delete=models.PROTECT, db_index=False, db_constraint=False
+    )
     ts = models.DateTimeField(help_text="Instant, or start of the interval.")
     period_end = models.DateTimeField(null=True, blank=True)
     value = models.FloatField()

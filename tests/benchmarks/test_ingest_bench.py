@@ -15,8 +15,10 @@ every reading carries a period_end) = 1,000,000 readings, in a dedicated databas
   the process's ru_maxrss; an extra untimed pass reports the Python heap peak (tracemalloc).
 - re-ingest: the same 1M readings again, all unchanged (the idempotent path).
 - ORM: `Reading(...).save()` row by row (autocommit) on a 10,000-row sample, for scale.
-- Reference only: the same COPY into a bare table that also has core_reading's two deferred
-  foreign keys (turn off with BENCH_FK_REFERENCE=0).
+- Reference only: the same COPY into a bare table that also has the two deferred foreign keys
+  (device, parameter) core_reading carried until migration 0005 dropped them for the ingest's
+  own checks under the deployment's readings lock: it shows what they cost (turn off with
+  BENCH_FK_REFERENCE=0).
 
 Targets (asserted after the table is printed): ingest >= 40% of COPY's rows/s, ingest peak
 RSS < 500 MB. Sizes: BENCH_DEVICES, BENCH_TIMESTAMPS, BENCH_ORM_SAMPLE; database name:
@@ -158,7 +160,7 @@ def test_ingest_vs_copy(bench_env):
     print(_line("COPY, bare psycopg (binary)", copy, "baseline: the faster of two runs"))
     print(_line("  (the other COPY run)", copies[1], ""))
     if copy_fk:
-        print(_line("COPY, bare table + core_reading's FKs", copy_fk,
+        print(_line("COPY, bare table + device/parameter FKs", copy_fk,
                     f"reference only; ingest = {_rate(ingest) / _rate(copy_fk):.0%} of it"))
     print(_line("readings_ingest, new rows", ingest, "the faster of two runs"))
     print(_line("  (the other ingest run)", ingests[1], ""))

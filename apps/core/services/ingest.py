@@ -24,6 +24,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Max
 from django.utils import timezone
 
+from apps.core.locks import lock_deployment_readings
 from apps.core.models import (
     DailyIngestStat,
     Deployment,
@@ -36,10 +37,6 @@ from apps.core.models import (
 
 UTC = dt.UTC
 CHUNK_SIZE = 20_000
-# pg_advisory_xact_lock(class, deployment id): one writer per deployment at a time, so
-# readings commit in `seq` order and a delivery cursor on `seq` never skips a late commit.
-_LOCK_CLASS = 0x4855
-
 _FIELDS = ("device_id", "parameter_id", "ts", "period_end", "value", "estimated", "quality",
            "cost", "currency")
 # Binary COPY into the staging table: no text formatting here, no text parsing in the server.
@@ -144,14 +141,16 @@ def readings_ingest(
     are only reported in `rejections` (used when replaying quarantined records).
     """
     result = IngestResult()
-    devices = dict(
-        Device.objects.filter(deployment=deployment).values_list("external_id", "id")
-    )
     parameters = {p.key: p for p in Parameter.objects.all()}
-    validate = _validator(devices, parameters, deployment)
     index = 0
     with transaction.atomic():
-        _lock_deployment(deployment.pk)
+        # The devices are read under the lock: no device can be deleted from here to commit,
+        # which is what stands in for the foreign keys the readings table does not have.
+        lock_deployment_readings(deployment.pk)
+        devices = dict(
+            Device.objects.filter(deployment=deployment).values_list("external_id", "id")
+        )
+        validate = _validator(devices, parameters, deployment)
         with _merger() as merger:
             for chunk, more in _chunks(records, chunk_size):
                 rows: dict[tuple, tuple] = {}
@@ -366,12 +365,6 @@ def _json_safe(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return _text_safe(repr(value))
-
-
-def _lock_deployment(deployment_id: int) -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, deployment_id])
 
 
 def _count_day(deployment: Deployment, accepted: int, quarantined: int) -> None:
