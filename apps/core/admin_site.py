@@ -1,5 +1,7 @@
 import datetime as dt
+from dataclasses import dataclass
 
+from django.apps import apps
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -20,6 +22,30 @@ def duration_text(value: dt.timedelta | None) -> str:
     if whole < 86400:
         return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
     return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+@dataclass(frozen=True)
+class OverviewAlert:
+    """A red line at the top of the overview, offered by an integration's AppConfig.
+
+    An AppConfig with an `overview_alerts()` method returns a list of these; the core knows
+    nothing of the integrations beyond that method.
+    """
+
+    count: int
+    label: str  # shown after the badge, e.g. "pull connections whose last sync failed"
+    detail: str  # names, shortened by the template
+    url: str
+    link_text: str
+
+
+def overview_alerts() -> list[OverviewAlert]:
+    alerts: list[OverviewAlert] = []
+    for config in apps.get_app_configs():
+        offer = getattr(config, "overview_alerts", None)
+        if offer is not None:
+            alerts.extend(offer())
+    return alerts
 
 
 class HubAdminSite(admin.AdminSite):
@@ -46,6 +72,7 @@ class HubAdminSite(admin.AdminSite):
         return {
             "overview": True,
             "counts": selectors.overview_counts(),
+            "alerts": overview_alerts(),
             "backlog": [
                 (row, duration_text(row.oldest_due_age)) for row in selectors.link_backlog()
             ],

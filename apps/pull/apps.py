@@ -23,3 +23,21 @@ class PullConfig(AppConfig):
         connection = demo_connection_setup(deployment=deployment)
         write(f"  pull connection '{connection.name}' → {connection.base_url} "
               f"({connection.get_frequency_display()}; first sync within a minute)")
+
+    def overview_alerts(self) -> list:
+        from django.urls import reverse
+
+        from apps.core.admin_site import OverviewAlert
+        from apps.pull.selectors import connections_failing
+
+        failing = connections_failing()
+        if not failing:
+            return []
+        return [OverviewAlert(
+            count=len(failing),
+            label=f"pull connection{'s' if len(failing) > 1 else ''} whose last sync failed:",
+            detail=", ".join(c.name for c in failing),
+            url=reverse("admin:pull_connection_changelist")
+            + "?last_status__exact=failed&is_enabled__exact=1",
+            link_text="Open the failing connections",
+        )]
