@@ -274,6 +274,7 @@ def _validator(
     isfinite = math.isfinite
     qualities = frozenset(_QUALITY_VALUES)
     quality_types = frozenset({int, Reading.Quality})
+    currencies: set[str] = set()  # codes already found well-formed in this call
 
     def aware(value: Any) -> dt.datetime | None:
         if type(value) is str:
@@ -302,21 +303,38 @@ def _validator(
             else:
                 period_ok = period_end is None
             estimated, quality = record.estimated, record.quality
+            cost, currency = record.cost, record.currency
+            if cost is None:
+                cost_ok = not currency
+                currency = ""
+            else:
+                if type(cost) is int and -_FAST_INT_LIMIT < cost < _FAST_INT_LIMIT:
+                    cost = float(cost)
+                cost_ok = (type(cost) is float and isfinite(cost)
+                           and (currency in currencies or _iso_currency(currency, currencies)))
             if (
                 type(value) is float
                 and isfinite(value)
                 and period_ok
-                and record.cost is None
-                and not record.currency
+                and cost_ok
                 and (estimated is True or estimated is False)
                 and type(quality) in quality_types
                 and quality in qualities
             ):
                 return (device_id, parameter[0], ts, period_end, value, estimated, int(quality),
-                        None, "")
+                        cost, currency)
         return _validate(record, devices, parameters, deployment)
 
     return validate
+
+
+def _iso_currency(code: Any, seen: set[str]) -> bool:
+    """Whether `code` has the shape of an ISO 4217 code (EUR); remembers the good ones."""
+    if (type(code) is str and len(code) == 3 and code.isascii() and code.isupper()
+            and code.isalpha()):
+        seen.add(code)
+        return True
+    return False
 
 
 def _aware(value: dt.datetime | str, what: str) -> dt.datetime:
