@@ -17,8 +17,8 @@ COPY --chown=hub:hub . .
 # Collect static files with throwaway keys: the real ones come from the environment.
 RUN SECRET_KEY=build SECRETS_ENCRYPTION_KEY=bXVzdC1iZS0zMi1ieXRlcy1sb25nLWJ1aWxkLWtleSE= \
     python manage.py collectstatic --noinput \
-    && chown -R hub:hub /app/staticfiles
+    && chown -R hub:hub /app/staticfiles && rm -rf "$HUB_VAR_DIR"
 USER hub
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"
-CMD ["sh", "-c", "gunicorn config.wsgi --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-3} --access-logfile -"]
+CMD ["gunicorn", "-c", "config/gunicorn.conf.py"]

@@ -1,9 +1,53 @@
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def _logging_from_django(**kwargs) -> None:
+    """Log through Django's LOGGING (JSON or plain, with the context), not Celery's handlers.
+
+    A receiver on this signal stops Celery from configuring logging itself; `-l/--loglevel`
+    is then ignored in favour of LOG_LEVEL. Python warnings become log lines too.
+    """
+    import logging
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)
+
+
+@signals.worker_init.connect
+def _worker_metrics(**kwargs) -> None:
+    from apps.core.metrics import metrics_dir_prepare
+
+    metrics_dir_prepare("worker")
+
+
+@signals.beat_init.connect
+def _beat_metrics(**kwargs) -> None:
+    from apps.core.metrics import metrics_dir_prepare
+
+    metrics_dir_prepare("beat")
+
+
+@signals.task_prerun.connect
+def _task_log_context(task_id=None, task=None, **kwargs) -> None:
+    from apps.core.logs import log_context_replace
+
+    log_context_replace(task_id=task_id, task=getattr(task, "name", None))
+
+
+@signals.task_postrun.connect
+def _task_log_context_end(**kwargs) -> None:
+    from apps.core.logs import log_context_replace
+
+    log_context_replace()

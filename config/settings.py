@@ -421,11 +421,44 @@ if not DEBUG:
 
 LOGIN_URL = "admin:login"
 
+# --- Observability -----------------------------------------------------------------------
+
+# GET /metrics (Prometheus). With METRICS_TOKEN set, scrapers send
+# "Authorization: Bearer <METRICS_TOKEN>". Without it, only requests made directly (no
+# X-Forwarded-For) from loopback or METRICS_ALLOWED_IPS (addresses or networks) are served.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# Where every process of this host (gunicorn workers, Celery worker and beat, commands)
+# writes its event counters for /metrics to sum (prometheus_client multiprocess mode).
+# A worker on another host counts into that host's directory, not into this web's /metrics
+# (the metrics read from the database are the same everywhere).
+METRICS_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+if not DEBUG:
+    # Prometheus scrapes over the internal network, without TLS.
+    SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+# One JSON object per line in production (deployment, link, run and Celery task id on every
+# line, null when unknown); plain lines with the same context for the demo.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'plain', not {LOG_FORMAT!r}")
+# Each request starts with an empty log context (see apps.core.logs).
+MIDDLEWARE = ["apps.core.logs.LogContextMiddleware", *MIDDLEWARE]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "apps.core.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "apps.core.logs.PlainFormatter"},
+        "json": {"()": "apps.core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

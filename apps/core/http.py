@@ -26,6 +26,8 @@ from django.core.cache import cache
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from apps.core import metrics
+
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], None]
@@ -235,6 +237,7 @@ class Auth:
     """Adds credentials to the keyword arguments of one ``requests`` call."""
 
     can_refresh: bool = False
+    client_name = ""  # set by the ApiClient using it; labels the token metrics
 
     def apply(self, request_kwargs: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -390,7 +393,7 @@ class OAuth2Auth(Auth):
     def _fetch(self, previous: OAuthToken | None) -> OAuthToken:
         refresh = (previous.refresh_token if previous else None) or self._seed_refresh_token
         self._seed_refresh_token = None
-        token = None
+        token, grant = None, "refresh_token"
         if refresh:
             try:
                 token = self._request_token(
@@ -399,8 +402,9 @@ class OAuth2Auth(Auth):
             except PermanentError as exc:
                 logger.info("refresh token refused, using the %s grant: %s", self.grant_type, exc)
         if token is None:
-            token = self._request_token(self._grant_data(), None)
+            token, grant = self._request_token(self._grant_data(), None), self.grant_type
         self._store(token)
+        metrics.token_refreshed(self.client_name, grant)
         if self.on_token is not None:
             self.on_token(token)
         return token
@@ -531,6 +535,8 @@ class ApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.name, self.auth, self.timeout = name, auth, timeout
+        if auth is not None and not auth.client_name:
+            auth.client_name = name
         self.max_retries, self.max_wait = max_retries, max_wait
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.sleep, self.clock, self.rng = sleep, clock, rng
@@ -584,6 +590,7 @@ class ApiClient:
                     raise error
                 if status == 429:
                     self.counters["rate_limited"] += 1
+                    metrics.http_rate_limited(self.name)
                     if retry_after is None:
                         retry_after = self.budget.wait_needed() or None
                 outcome = str(status)
@@ -600,6 +607,7 @@ class ApiClient:
                 raise error
             attempt += 1
             self.counters["retries"] += 1
+            metrics.http_retry(self.name, outcome)
             logger.warning(
                 "%s -> %s; retry %d/%d in %.2fs", where, outcome, attempt, self.max_retries, delay
             )
@@ -637,6 +645,7 @@ class ApiClient:
         if wait <= 0:
             return
         self.counters["rate_limited"] += 1
+        metrics.http_budget_wait(self.name)
         if wait > self.max_wait:
             raise TransientError(
                 f"{method} {shown} not sent: the rate-limit budget of {self.name} is used up "

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.http import (
     ApiClient,
     ApiKeyAuth,
@@ -160,6 +161,7 @@ def access_token_create(*, app_id: str, secret: str, temp_token: str,
             "ask the user to reinstall the app",
             status_code=response.status_code, body=response.text[:1000],
         )
+    metrics.token_refreshed("dexma", "temp_token")
     return token
 
 

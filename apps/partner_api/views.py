@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.logs import log_context_bind
 from apps.core.models import Deployment
 from apps.partner_api import selectors, serializers, services
 from apps.partner_api.errors import ApiError
@@ -78,7 +79,26 @@ def _bool(raw: str | None, name: str) -> bool | None:
 class PartnerApiView(APIView):
     """Authentication, permission, throttling and errors come from REST_FRAMEWORK."""
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.PARTNER_API_MAX_BODY_BYTES:
+            raise ApiError(f"the body has {length:,} bytes, more than "
+                           f"{settings.PARTNER_API_MAX_BODY_BYTES:,}; send smaller batches",
+                           code="too_large", status_code=413)
+        # PostgreSQL text cannot hold NUL: refused here rather than failing the query.
+        params = request.query_params
+        if "\x00" in request.path or any(
+            "\x00" in name or any("\x00" in v for v in values) for name, values in params.lists()
+        ):
+            raise ApiError("the URL contains a NUL character (%00); remove it")
+
     def deployment(self) -> Deployment:
+        found = self._deployment()
+        log_context_bind(deployment=found.slug)
+        return found
+
+    def _deployment(self) -> Deployment:
         reachable = self.request.user.key.deployments.filter(is_active=True)
         slug = self.request.query_params.get("deployment")
         if slug:
@@ -288,11 +308,6 @@ class ReadingsView(PartnerApiView):
                    **ERRORS},
     )
     def post(self, request):
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.PARTNER_API_MAX_BODY_BYTES:
-            raise ApiError(f"the body has {length:,} bytes, more than "
-                           f"{settings.PARTNER_API_MAX_BODY_BYTES:,}; send smaller batches",
-                           code="too_large", status_code=413)
         deployment = self.deployment()
         data = request.data
         records = data.get("readings") if isinstance(data, dict) else None

@@ -24,7 +24,9 @@ from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.http import PermanentError, TransientError
+from apps.core.logs import log_context
 from apps.core.models import DeliveryLink, Deployment, OutboundBatch
 
 logger = logging.getLogger(__name__)
@@ -180,7 +182,7 @@ def batches_claim(
     """Mark up to `limit` due batches SENDING and return them; send each, then record it."""
     now = now or timezone.now()
     lease_until = now + dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-    qs = _due_batches(now=now, platform=platform, link=link).select_related("link")
+    qs = _due_batches(now=now, platform=platform, link=link).select_related("link__deployment")
     # Without SKIP LOCKED (the SQLite demo) the compare-and-set in _take alone decides
     # which of two claimers wins a batch.
     if connection.features.has_select_for_update_skip_locked:
@@ -299,20 +301,24 @@ def outbox_dispatch(
             break
         batch = claimed[0]
         stop = None
-        try:
-            outcome = send(batch)
-        except SoftTimeLimitExceeded as exc:
-            outcome, stop = _outcome_of_error(exc), exc
-        except Exception as exc:
-            if not isinstance(exc, TransientError | PermanentError):
-                logger.exception("outbox: sending batch %s failed unexpectedly", batch.pk)
-            outcome = _outcome_of_error(exc)
-        recorded = batch_record(batch=batch, outcome=outcome, now=now)
+        with log_context(deployment=batch.link.deployment.slug, link=batch.link_id,
+                         platform=batch.link.platform, batch=batch.pk):
+            try:
+                outcome = send(batch)
+            except SoftTimeLimitExceeded as exc:
+                outcome, stop = _outcome_of_error(exc), exc
+            except Exception as exc:
+                if not isinstance(exc, TransientError | PermanentError):
+                    logger.exception("outbox: sending batch %s failed unexpectedly", batch.pk)
+                outcome = _outcome_of_error(exc)
+            recorded = batch_record(batch=batch, outcome=outcome, now=now)
         # A different attempts value: our claim lapsed meanwhile and the outcome was ignored.
         if recorded.attempts == batch.attempts:
             result.sent += recorded.state == State.SENT
             result.failed += recorded.state == State.RETRY
             result.dead += recorded.state == State.DEAD
+            metrics.batch_recorded(platform=batch.link.platform, state=recorded.state,
+                                   items=batch.item_count)
         if stop is not None:
             raise stop
     return result

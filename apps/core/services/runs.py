@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from django.utils import timezone
 
+from apps.core import metrics
+from apps.core.logs import log_context
 from apps.core.models import Deployment, Run
 
 
@@ -26,6 +28,9 @@ def run_finish(
         run.counts = counts
     run.error = error
     run.save(update_fields=["status", "finished_at", "counts", "error"])
+    duration = run.duration
+    metrics.run_observe(kind=run.kind, status=run.status,
+                        seconds=duration.total_seconds() if duration is not None else None)
     return run
 
 
@@ -38,11 +43,12 @@ def run_logged(
     The body sets `run.counts` (and may set `run.status`, e.g. PARTIAL) as it goes.
     """
     run = run_start(kind=kind, target=target, deployment=deployment, task_id=task_id)
-    try:
-        yield run
-    except BaseException as exc:
-        run_finish(run=run, status=Run.Status.FAILED, counts=run.counts,
-                   error=f"{type(exc).__name__}: {exc}")
-        raise
-    status = run.status if run.status != Run.Status.RUNNING else Run.Status.SUCCEEDED
-    run_finish(run=run, status=status, counts=run.counts, error=run.error)
+    with log_context(run=run.pk, deployment=deployment.slug if deployment else None):
+        try:
+            yield run
+        except BaseException as exc:
+            run_finish(run=run, status=Run.Status.FAILED, counts=run.counts,
+                       error=f"{type(exc).__name__}: {exc}")
+            raise
+        status = run.status if run.status != Run.Status.RUNNING else Run.Status.SUCCEEDED
+        run_finish(run=run, status=status, counts=run.counts, error=run.error)
