@@ -14,7 +14,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -69,13 +69,14 @@ class PermanentError(HubHTTPError):
     """Retrying will not help: stop and mark the link broken."""
 
 
-def redact_url(url: str) -> str:
-    """``url`` with the values of secret-looking query parameters replaced by ``***``."""
+def redact_url(url: str, also: Collection[str] = ()) -> str:
+    """``url`` with the values of secret-looking query parameters (and of those named in
+    ``also``) replaced by ``***``."""
     parts = urlsplit(url)
     if not parts.query:
         return url
     query = [
-        (key, "***" if _SECRET_PARAM.search(key) else value)
+        (key, "***" if _SECRET_PARAM.search(key) or key in also else value)
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
@@ -575,12 +576,23 @@ class ApiClient:
                 self.budget.record(response.headers)
                 status = response.status_code
                 if status < 400:
+                    if isinstance(auth, ApiKeyAuth) and auth.location == "query":
+                        # Errors about this answer quote its request's URL (`response_json`),
+                        # and the key's name need not look secret (OpenWeather's `appid`).
+                        shown_request = response.request.copy()
+                        shown_request.url = redact_url(shown_request.url or "",
+                                                       also=(auth.name,))
+                        response.request = shown_request
                     return response
                 if status == 401 and auth is not None and auth.can_refresh and not reauthenticated:
                     reauthenticated = True
                     logger.info("%s answered 401; refreshing credentials", where)
                     auth.invalidate()
                     continue
+                # A 401 straight after fresh credentials means they are refused; one that
+                # follows another answer means the token expired (or was revoked) while the
+                # request was being retried, so it may be refreshed again.
+                reauthenticated = reauthenticated and status == 401
                 now = datetime.fromtimestamp(self.clock(), UTC)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
                 error = error_for_response(

@@ -2,7 +2,10 @@
 
 import time
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -29,3 +32,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "duration_ms": round((time.monotonic() - started) * 1000, 1),
     }
     return JsonResponse(body, status=200 if ready else 503)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler400`: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413 with the limit, not a bare
+    "Bad Request"; every other 400 is Django's own page."""
+    if isinstance(exception, RequestDataTooBig):
+        return HttpResponse(
+            f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes; "
+            "send a smaller one", status=413, content_type="text/plain; charset=utf-8")
+    return defaults.bad_request(request, exception)

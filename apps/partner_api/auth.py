@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from apps.partner_api.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 HEADER = "X-API-Key"
 KEY_PREFIX_LENGTH = 8
@@ -34,7 +37,9 @@ def key_generate() -> tuple[str, str]:
 
 def _prefix_of(raw: str) -> str:
     parts = raw.split("_")
-    return parts[1] if len(parts) >= 3 and parts[0] == "hub" else ""
+    # Prefixes are hex: anything else (a NUL, which PostgreSQL text refuses) matches no key.
+    ok = len(parts) >= 3 and parts[0] == "hub" and parts[1].isascii() and parts[1].isalnum()
+    return parts[1] if ok else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,13 @@ def key_check(raw: str) -> ApiKey:
 
 
 def _touch(key: ApiKey) -> None:
-    if cache.add(f"partner_api:used:{key.prefix}", 1, timeout=LAST_USED_EVERY):
+    try:
+        due = cache.add(f"partner_api:used:{key.prefix}", 1, timeout=LAST_USED_EVERY)
+    except Exception as exc:  # Redis down: last_used_at waits, the request does not fail
+        logger.warning("partner API: cache unavailable, last use of key %s not recorded: %s",
+                       key.prefix, exc)
+        return
+    if due:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -34,8 +35,10 @@ _CODES = {
     400: "invalid", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 406: "not_acceptable", 413: "too_large",
     415: "unsupported_media_type", 422: "unprocessable", 429: "throttled",
-    500: "server_error",
+    500: "server_error", 503: "unavailable",
 }
+# Seconds a partner is asked to wait when the database is unreachable (a restart, a failover).
+DATABASE_RETRY_AFTER = 5
 
 
 def error_body(status_code: int, message: str, code: str | None = None,
@@ -64,6 +67,17 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound("no such record in this deployment")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is restarting or failing over: a temporary state the partner can wait
+        # out, and with an Idempotency-Key the retry is safe whether or not this one committed.
+        logger.warning("partner API: database unavailable: %s", exc)
+        set_rollback()
+        return Response(
+            error_body(503, "the database is unavailable for a moment; retry after "
+                       f"{DATABASE_RETRY_AFTER} seconds with the same Idempotency-Key"),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if not isinstance(exc, exceptions.APIException):
         logger.exception("partner API failure", exc_info=exc)
         set_rollback()

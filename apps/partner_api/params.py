@@ -109,6 +109,10 @@ def _int(params, name: str, default: int, *, low: int, high: int | None = None) 
     return value
 
 
+# PostgreSQL's OFFSET is a bigint; beyond it the query fails instead of returning no rows.
+MAX_OFFSET = 2**62
+
+
 @dataclass(frozen=True, slots=True)
 class PageRequest:
     limit: int
@@ -124,7 +128,7 @@ def page_request(params) -> PageRequest:
             raise ApiError("use either cursor or offset, not both", code="invalid",
                            fields={"offset": ["not allowed with cursor"]})
         return PageRequest(limit, 0, cursor_decode(params["cursor"]))
-    return PageRequest(limit, _int(params, "offset", 0, low=0), None)
+    return PageRequest(limit, _int(params, "offset", 0, low=0, high=MAX_OFFSET), None)
 
 
 @dataclass(slots=True)

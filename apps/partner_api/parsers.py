@@ -19,4 +19,7 @@ class PartnerJSONParser(JSONParser):
             return json.loads(raw)
         except ValueError as exc:
             raise ParseError(f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ParseError("the body is nested too deeply to be a request; "
+                             "send flat records") from None
 

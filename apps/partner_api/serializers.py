@@ -4,12 +4,30 @@ List outputs are built as plain dicts by the selectors (a 500-row page through D
 objects costs more than the query); these serializers describe the same shapes for OpenAPI.
 """
 
+import math
+
 from django.conf import settings
 from rest_framework import serializers
 
 from apps.core.models import COMMODITY_SUBTYPES, Commodity
 
 ALL_SUBTYPES = sorted({s for subs in COMMODITY_SUBTYPES.values() for s in subs})
+METADATA_MAX_DEPTH = 32
+
+
+def storable_json(value, depth: int = 0) -> None:
+    """Refuse what the database's JSON cannot hold: NaN, infinity, very deep nesting."""
+    if depth > METADATA_MAX_DEPTH:
+        raise serializers.ValidationError(
+            f"nested more than {METADATA_MAX_DEPTH} levels deep; flatten it")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise serializers.ValidationError("NaN and Infinity are not JSON numbers; send null "
+                                          "or a finite number")
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for child in value:
+            storable_json(child, depth + 1)
 
 
 class AddressSerializer(serializers.Serializer):
@@ -40,7 +58,7 @@ class AssetInputSerializer(serializers.Serializer):
     longitude = serializers.FloatField(required=False, allow_null=True, min_value=-180,
                                        max_value=180)
     timezone = serializers.CharField(max_length=64, required=False)
-    metadata = serializers.DictField(required=False)
+    metadata = serializers.DictField(required=False, validators=[storable_json])
     active = serializers.BooleanField(required=False)
 
     def to_model_fields(self) -> dict:
@@ -71,7 +89,7 @@ class MeterInputSerializer(serializers.Serializer):
     subtype = serializers.ChoiceField(choices=ALL_SUBTYPES, required=False, allow_blank=True,
                                       help_text="Must belong to the type.")
     unit = serializers.CharField(max_length=32)
-    metadata = serializers.DictField(required=False)
+    metadata = serializers.DictField(required=False, validators=[storable_json])
     active = serializers.BooleanField(required=False)
 
     def to_model_fields(self) -> dict:

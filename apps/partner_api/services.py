@@ -156,6 +156,8 @@ def idempotent(*, key: ApiKey, idempotency_key: str | None, fingerprint: str,
         return produce()
     if len(idempotency_key) > 255:
         raise ApiError("Idempotency-Key is longer than 255 characters", code="invalid")
+    if "\x00" in idempotency_key:  # PostgreSQL text cannot hold it
+        raise ApiError("Idempotency-Key contains a NUL character", code="invalid")
     previous = IdempotencyRecord.objects.filter(api_key=key, key=idempotency_key).first()
     if previous is None:
         try:

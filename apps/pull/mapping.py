@@ -113,7 +113,7 @@ def parse_number(value: Any, what: str) -> float:
         raise MappingError(f"{what} is not a number: {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MappingError(f"{what} is not a number: {value!r}") from None
     if not math.isfinite(number):
         raise MappingError(f"{what} is not a finite number: {value!r}")

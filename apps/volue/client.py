@@ -159,7 +159,10 @@ def timestamp_parse(value: Any, what: str) -> dt.datetime:
         raise MalformedPayload(f"{what} is not an ISO 8601 timestamp: {value!r}") from exc
     if parsed.tzinfo is None:
         raise MalformedPayload(f"{what} has no offset: {value!r}")
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise MalformedPayload(f"{what} is outside the calendar in UTC: {value!r}") from None
 
 
 def timespan_parse(value: str) -> dt.timedelta:
@@ -168,7 +171,10 @@ def timespan_parse(value: str) -> dt.timedelta:
     if not match:
         raise MalformedPayload(f"resolution is not a time span like 01:00:00: {value!r}")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    span = dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        span = dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        raise MalformedPayload(f"resolution is too long: {value!r}") from None
     if span <= dt.timedelta(0):
         raise MalformedPayload(f"resolution must be positive: {value!r}")
     return span
@@ -238,19 +244,31 @@ def event_parse(event_id: Any, created_at: Any, payload: Any) -> EventIn:
             if not isinstance(point, dict):
                 raise MalformedPayload(f"event {event_id}: a price point is not an object")
             spans.append((timestamp_parse(point.get("timestamp"), "price timestamp"), step))
-    start, end = _window(spans)
+    try:
+        start, end = _window(spans)
+    except OverflowError:
+        raise MalformedPayload(f"event {event_id}: its points end past the calendar") from None
     return EventIn(
         event_id=event_id, created_at=created, payload_type=kind, payload=payload,
         targets=targets, window_start=start, window_end=end,
     )
 
 
+def _not_a_json_number(name: str) -> float:
+    raise MalformedPayload(f"{name} is not a JSON number")
+
+
 def notification_parse(body: bytes) -> NotificationIn:
     """A webhook body (`EventNotification`); `MalformedPayload` if it is not one."""
+    # The body is stored as JSON: refuse what PostgreSQL's jsonb and text cannot hold.
+    if b"\\u0000" in body:
+        raise MalformedPayload("the body contains a NUL character (\\u0000)")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_not_a_json_number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedPayload(f"the body is not JSON: {exc}") from exc
+    except RecursionError:
+        raise MalformedPayload("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedPayload("the body is not a JSON object")
     required = ("notificationId", "eventId", "eventCreatedAtUtc", "notificationSentUtc",

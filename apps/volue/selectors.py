@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -84,6 +85,15 @@ class _Series:
         return list(zip(self.ts[lo:hi], self.values[lo:hi], strict=True))
 
 
+def _add_hour(result: HourlyEnergy, hour: dt.datetime, kwh: float) -> None:
+    # Readings are finite, but a difference or a sum of huge ones need not be; Volue's JSON
+    # takes no infinity, so such an hour is missing (and visible) rather than a failed report.
+    if math.isfinite(kwh):
+        result.hours.append((hour, kwh))
+    else:
+        result.missing.append((hour, "the readings give no finite energy (implausible values)"))
+
+
 def _from_register(series: _Series, hours: list[dt.datetime], scale: float) -> HourlyEnergy:
     result = HourlyEnergy(source=CUMULATIVE)
     for h in hours:
@@ -93,7 +103,7 @@ def _from_register(series: _Series, hours: list[dt.datetime], scale: float) -> H
         elif last < first:
             result.missing.append((h, "register went backwards (reset or meter swap)"))
         else:
-            result.hours.append((h, (last - first) * scale))
+            _add_hour(result, h, (last - first) * scale)
     return result
 
 
@@ -109,11 +119,12 @@ def _from_power(series: _Series, hours: list[dt.datetime], scale: float) -> Hour
         if max(gaps) > series.max_gap:
             result.missing.append((h, f"power readings more than {series.max_gap} apart"))
             continue
+        # Hours as a float first: a float times a timedelta overflows on huge values.
         kwh = sum(
-            (a[1] + b[1]) / 2 * (b[0] - a[0]) / HOUR
+            (a[1] + b[1]) / 2 * ((b[0] - a[0]) / HOUR)
             for a, b in itertools.pairwise(points)
         )
-        result.hours.append((h, kwh * scale))
+        _add_hour(result, h, kwh * scale)
     return result
 
 
@@ -137,7 +148,7 @@ def _from_intervals(
             minutes = int((HOUR - covered).total_seconds() // 60)
             result.missing.append((h, f"{minutes} min of the hour has no interval reading"))
         else:
-            result.hours.append((h, kwh * scale))
+            _add_hour(result, h, kwh * scale)
     return result
 
 

@@ -80,9 +80,15 @@ def local_timestamp(ts: dt.datetime, zone: str) -> str:
         raise ValueError("timestamps must be timezone-aware")
     local = ts.astimezone(_zone(zone))
     offset = local.utcoffset() or dt.timedelta(0)
+    if offset.seconds % 60:
+        # Local mean time (before ~1900) has offsets in seconds, which ±hh:mm cannot carry:
+        # write the instant at the offset rounded to the minute instead.
+        offset = dt.timedelta(minutes=round(offset.total_seconds() / 60))
+        local = ts.astimezone(dt.timezone(offset))
     sign = "-" if offset < dt.timedelta(0) else "+"
     minutes = abs(int(offset.total_seconds())) // 60
-    return (f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond // 1000:03d}"
+    # Four-digit years: strftime's %Y does not pad years before 1000.
+    return (f"{local.year:04d}-{local:%m-%dT%H:%M:%S}.{local.microsecond // 1000:03d}"
             f"{sign}{minutes // 60:02d}:{minutes % 60:02d}")
 
 

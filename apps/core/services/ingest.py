@@ -46,6 +46,10 @@ _STAGE_TYPES = ("int8", "int2", "timestamptz", "timestamptz", "float8", "bool", 
 _QUALITY_VALUES = Reading.Quality.values
 # Integers this far from zero always convert to a finite float; larger ones take the slow path.
 _FAST_INT_LIMIT = 2**1000
+# Instants the hub accepts. Far beyond any meter's life, and far enough from the ends of the
+# calendar that every time zone can still write them when a reading is delivered.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(slots=True)
@@ -211,14 +215,14 @@ def _validate(
     parameters: dict[str, Parameter],
     deployment: Deployment,
 ) -> tuple:
-    device_id = devices.get(record.device)
+    device_id = devices.get(record.device) if isinstance(record.device, str) else None
     if device_id is None:
         # Same words for "no such device" and "another deployment's device": nothing leaks.
         raise InvalidReading(
             f"unknown device '{record.device}' in deployment '{deployment.slug}'; "
             "create the device first or fix its external id"
         )
-    parameter = parameters.get(record.parameter)
+    parameter = parameters.get(record.parameter) if isinstance(record.parameter, str) else None
     if parameter is None:
         raise InvalidReading(
             f"unknown parameter '{record.parameter}'; use a key of the parameter catalogue"
@@ -243,6 +247,8 @@ def _validate(
         )
     cost = None if record.cost in (None, "") else _finite(record.cost, "cost")
     currency = record.currency or ""
+    if not isinstance(currency, str):
+        raise InvalidReading("currency must be text: an ISO 4217 code like EUR")
     if cost is not None and not currency:
         raise InvalidReading("cost given without currency; add an ISO 4217 code like EUR")
     if currency and not (len(currency) == 3 and currency.isascii() and currency.isupper()
@@ -272,6 +278,7 @@ def _validator(
     device_get, kind_get = devices.get, kinds.get
     datetime, fromisoformat, utc = dt.datetime, dt.datetime.fromisoformat, UTC
     isfinite = math.isfinite
+    earliest, latest = EARLIEST, LATEST
     qualities = frozenset(_QUALITY_VALUES)
     quality_types = frozenset({int, Reading.Quality})
     currencies: set[str] = set()  # codes already found well-formed in this call
@@ -286,11 +293,18 @@ def _validator(
             return None
         if value.utcoffset() is None:
             return None
-        return value.astimezone(utc)
+        try:
+            value = value.astimezone(utc)
+        except OverflowError:
+            return None
+        return value if earliest <= value < latest else None
 
     def validate(record: ReadingIn) -> tuple:
-        device_id = device_get(record.device)
-        parameter = kind_get(record.parameter)
+        device, key = record.device, record.parameter
+        if type(device) is not str or type(key) is not str:
+            return _validate(record, devices, parameters, deployment)
+        device_id = device_get(device)
+        parameter = kind_get(key)
         ts = None if device_id is None or parameter is None else aware(record.ts)
         if ts is not None:
             value = record.value
@@ -310,7 +324,7 @@ def _validator(
             else:
                 if type(cost) is int and -_FAST_INT_LIMIT < cost < _FAST_INT_LIMIT:
                     cost = float(cost)
-                cost_ok = (type(cost) is float and isfinite(cost)
+                cost_ok = (type(cost) is float and isfinite(cost) and type(currency) is str
                            and (currency in currencies or _iso_currency(currency, currencies)))
             if (
                 type(value) is float
@@ -351,7 +365,16 @@ def _aware(value: dt.datetime | str, what: str) -> dt.datetime:
         raise InvalidReading(
             f"{what} '{value.isoformat()}' has no UTC offset; send it with an offset or Z"
         )
-    return value.astimezone(UTC)
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not EARLIEST <= instant < LATEST:
+        raise InvalidReading(
+            f"{what} '{value.isoformat()}' is outside the accepted range "
+            f"{EARLIEST.date().isoformat()} to {LATEST.date().isoformat()} (UTC)"
+        )
+    return instant
 
 
 def _finite(value: Any, what: str) -> float:

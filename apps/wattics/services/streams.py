@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
 
-from apps.core.models import Device, Parameter, Reading
+from apps.core.models import Device, Parameter, Quarantine, Reading
 from apps.core.services import batch_enqueue, link_get_or_create
 from apps.wattics.models import WatticsChannel, WatticsLatePacket, WatticsStream
 from apps.wattics.schemas import (
@@ -154,13 +155,28 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
         fields: dict[dt.datetime, dict[str, float]] = defaultdict(dict)
         counts: dict[dt.datetime, int] = defaultdict(int)
         rows = base.filter(seq__lte=upper).values_list("device_id", "parameter_id", "ts", "value")
+        refused = []
         for device_id, parameter_id, ts, value in rows.iterator(chunk_size=5000):
             result.readings += 1
             if locked.start_at and ts < locked.start_at:
                 continue
             channel = by_pair[(device_id, parameter_id)]
-            fields[ts][channel.field] = convert(value, channel.factor)
+            converted = convert(value, channel.factor)
+            if not math.isfinite(converted):
+                # A huge reading overflows in the unit conversion; JSON has no infinity.
+                refused.append(Quarantine(
+                    deployment_id=locked.deployment_id, kind=Quarantine.Kind.READING,
+                    source=f"{PLATFORM}:{locked.meter_id}",
+                    reason=(f"not sent to Wattics stream {locked.meter_id}: {value!r} is "
+                            f"beyond any number in {channel.field}'s unit (factor "
+                            f"{channel.factor:g}); correct the reading"),
+                    payload={"device_id": device_id, "parameter_id": parameter_id,
+                             "ts": ts.isoformat(), "value": value, "field": channel.field},
+                ))
+                continue
+            fields[ts][channel.field] = converted
             counts[ts] += 1
+        Quarantine.objects.bulk_create(refused)
         marks = [t for t in (locked.planned_ts, locked.last_accepted_ts) if t is not None]
         watermark = max(marks) if marks else None
         packets, late = [], []
