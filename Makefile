@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_ENV := DEBUG=true DATABASE_URL= REDIS_URL=
 TEST_ENV := DJANGO_SETTINGS_MODULE=config.settings_test
 BENCH ?= tests/benchmarks
+# Fault scenarios start their own PostgreSQL, Redis, gunicorn, worker and beat (tests/faults).
+FAULTS_OPTS := -o addopts="" -p no:cacheprovider --strict-markers -m faults -rA
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench faults faults-ci lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +31,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(BENCH) -s -o addopts="" -o python_files="bench_*.py test_*.py" -p no:cacheprovider $(PYTEST_ARGS)
+
+faults: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest tests/faults $(FAULTS_OPTS) $(FAULTS_ARGS)
+
+# The reduced set for CI (about five minutes): smaller sizes, shorter outages.
+faults-ci: $(STAMP)
+	FAULTS_CI=1 $(TEST_ENV) $(PY) -m pytest tests/faults $(FAULTS_OPTS) \
+		-m "faults and not faults_full" $(FAULTS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

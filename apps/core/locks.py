@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from django.core.cache import cache
 from django.db import connection
@@ -17,17 +19,54 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
+def _process_namespace() -> str:
+    """This machine's boot and PID namespace: where a holder's pid can be checked."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
+_NAMESPACE = _process_namespace()
+
+
+def _holder_dead(holder: object) -> bool:
+    """True if `holder` (a lock token) names a process of our namespace that has exited."""
+    if not _NAMESPACE or not isinstance(holder, str):
+        return False
+    namespace, _, rest = holder.rpartition("|")
+    pid = rest.partition(":")[0]
+    if namespace != _NAMESPACE or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 @contextmanager
 def single_flight(name: str, *, ttl: int) -> Iterator[None]:
     """Hold the lock `name` while the block runs; raise AlreadyRunning if another holds it.
 
     `ttl` bounds how long a crashed holder can block others: set it above the task's hard
-    time limit. Release only deletes the lock if it is still ours.
+    time limit. A holder that was killed (SIGKILL, OOM) on this machine is noticed at once
+    and its lock taken over, so a restarted worker does not wait for the ttl. Release only
+    deletes the lock if it is still ours.
     """
     key = f"lock:{name}"
-    token = uuid.uuid4().hex
+    token = f"{_NAMESPACE}|{os.getpid()}:{uuid.uuid4().hex}"
     if not cache.add(key, token, timeout=ttl):
-        raise AlreadyRunning(f"{name} is already running")
+        holder = cache.get(key)
+        # One taker per dead holder: the add on the takeover key is the compare-and-set.
+        if not (_holder_dead(holder)
+                and cache.add(f"{key}:takeover:{holder}", token, timeout=ttl)
+                and cache.get(key) == holder):
+            raise AlreadyRunning(f"{name} is already running")
+        cache.set(key, token, timeout=ttl)
     try:
         yield
     finally:

@@ -95,6 +95,11 @@ def deliver_datasource(datasource_id: int) -> dict:
         ) as run:
             result = delivery.datasource_deliver(datasource=datasource)
             run.counts = result.as_counts()
+            # Backfill batches go out here too; a backfill whose own task died with its
+            # worker (redelivered only after the broker's visibility timeout) still ends.
+            for backfill in Backfill.objects.filter(datasource=datasource,
+                                                    state=Backfill.State.SENDING):
+                delivery.backfill_refresh(backfill=backfill)
             if result.failed or result.dead:
                 run.status = Run.Status.PARTIAL
     except AlreadyRunning:

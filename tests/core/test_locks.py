@@ -27,3 +27,33 @@ def test_lock_is_released_when_the_block_raises():
 def test_different_names_do_not_block_each_other():
     with single_flight("sync:1", ttl=60), single_flight("sync:2", ttl=60):
         pass
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_lock_of_a_killed_holder_on_this_machine_is_taken_over():
+    import os
+
+    from django.core.cache import cache
+
+    from apps.core import locks
+
+    if not locks._NAMESPACE:
+        pytest.skip("no /proc: holders cannot be checked")
+    cache.set("lock:sync:dead", f"{locks._NAMESPACE}|{_dead_pid()}:x", timeout=60)
+    with single_flight("sync:dead", ttl=60):
+        assert cache.get("lock:sync:dead").startswith(f"{locks._NAMESPACE}|{os.getpid()}:")
+    cache.set("lock:sync:live", f"{locks._NAMESPACE}|{os.getpid()}:x", timeout=60)
+    cache.set("lock:sync:elsewhere", f"other-host|{_dead_pid()}:x", timeout=60)
+    with pytest.raises(AlreadyRunning), single_flight("sync:live", ttl=60):
+        pass
+    with pytest.raises(AlreadyRunning), single_flight("sync:elsewhere", ttl=60):
+        pass
+    cache.delete_many(["lock:sync:live", "lock:sync:elsewhere"])
