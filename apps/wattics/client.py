@@ -25,6 +25,7 @@ class PostResult:
     status: int | None
     body: str = ""
     error: str = ""
+    retry_after: float | None = None  # seconds, from the answer's Retry-After
 
 
 def check_url(url: str) -> None:
@@ -61,7 +62,8 @@ class WatticsClient:
                 headers={"Content-Type": "application/json"},
             )
         except HubHTTPError as exc:
-            return PostResult(status=exc.status_code, body=exc.body, error=str(exc))
+            return PostResult(status=exc.status_code, body=exc.body, error=str(exc),
+                              retry_after=exc.retry_after)
         return PostResult(status=response.status_code, body=response.text[:1000])
 
     def last_packet(self, meter_id: str) -> tuple[dict | None, dt.datetime | None]:

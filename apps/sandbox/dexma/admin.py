@@ -6,6 +6,8 @@ from apps.sandbox.dexma.models import (
     PlatformDatasource,
     PlatformDeployment,
     PlatformDevice,
+    PlatformFault,
+    PlatformRequest,
     PlatformSession,
 )
 
@@ -50,3 +52,27 @@ class Is3StatsAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # IS3 keeps them
+
+
+@admin.register(PlatformFault)
+class PlatformFaultAdmin(admin.ModelAdmin):
+    """Storms on demand: switch IS3 or APIv3 to 500, 503 or 429 and watch the hub wait."""
+
+    list_display = ("__str__", "target", "enabled", "status", "retry_after", "hits")
+    list_editable = ("enabled",)
+    list_display_links = ("__str__",)
+
+
+@admin.register(PlatformRequest)
+class PlatformRequestAdmin(admin.ModelAdmin):
+    """When each request arrived while a fault switch existed, and what it was answered."""
+
+    list_display = ("target", "credential", "arrived_at", "status", "retry_after")
+    list_filter = ("target", "status")
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.sandbox.dexma.faults import Target, storm_aware, token_digest
 from apps.sandbox.dexma.models import (
     AppToken,
     PlatformDatasource,
@@ -63,9 +64,14 @@ def _charge(token_value: str) -> tuple[AppToken | None, dict[str, str], bool]:
     return token, headers, over
 
 
+def _token_of(request: HttpRequest) -> str:
+    return token_digest(request.headers.get("x-dexcell-token", ""))
+
+
 def authenticated(view: Callable) -> Callable:
     @csrf_exempt
     @wraps(view)
+    @storm_aware(Target.API, _token_of)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         token, headers, over = _charge(request.headers.get("x-dexcell-token", ""))
         if token is None:

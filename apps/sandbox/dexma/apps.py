@@ -6,6 +6,15 @@ class SandboxDexmaConfig(AppConfig):
     label = "sandbox_dexma"
     verbose_name = "Sandbox: DEXMA APIv3 and IS3"
 
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from apps.sandbox.dexma.faults import switches_changed
+        from apps.sandbox.dexma.models import PlatformFault
+
+        post_save.connect(switches_changed, sender=PlatformFault)
+        post_delete.connect(switches_changed, sender=PlatformFault)
+
     def demo_setup(self, *, deployment, write) -> None:
         """A platform account for the demo deployment, to install the app into by hand."""
         import os

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.sandbox.dexma.api import authenticated, error
+from apps.sandbox.dexma.faults import Target, storm_aware
 from apps.sandbox.dexma.models import (
     Is3Series,
     Is3Stats,
@@ -103,6 +104,7 @@ def _parse(body: bytes) -> list[tuple[str, dt.datetime, int, float]] | str:
 
 
 @csrf_exempt
+@storm_aware(Target.IS3, lambda request: request.GET.get("source_key", ""))
 def readings(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _text(405, "Method not allowed")

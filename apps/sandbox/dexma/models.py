@@ -177,3 +177,57 @@ class Is3Value(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series_id}@{self.ts.isoformat()}={self.v}"
+
+
+class PlatformFault(models.Model):
+    """The switch that makes the simulated platform misbehave: IS3 or APIv3 answers every
+    request with 500, 503 or 429 (with `Retry-After`) until the switch is turned off.
+
+    While any switch of a target exists, on or off, every request to that target is
+    recorded as a `PlatformRequest`: what a storm test reads to judge the hub's waits.
+    """
+
+    class Target(models.TextChoices):
+        IS3 = "is3", "IS3 inserts"
+        API = "api", "APIv3"
+
+    class Status(models.IntegerChoices):
+        NONE = 0, "Answer normally (record requests only)"
+        E500 = 500, "500 Internal Server Error"
+        E503 = 503, "503 Service Unavailable"
+        E429 = 429, "429 Too Many Requests"
+
+    target = models.CharField(max_length=8, choices=Target.choices, default=Target.IS3)
+    enabled = models.BooleanField(default=True)
+    status = models.IntegerField(choices=Status.choices, default=Status.NONE)
+    retry_after = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds sent in Retry-After (429 and 503 only)."
+    )
+    hits = models.IntegerField(default=0)
+
+    class Meta:
+        verbose_name = "fault switch"
+
+    def __str__(self) -> str:
+        wait = f", Retry-After {self.retry_after}s" if self.retry_after is not None else ""
+        return f"{self.get_target_display()}: {self.get_status_display()}{wait}"
+
+
+class PlatformRequest(models.Model):
+    """One request the simulated IS3 or APIv3 received while a fault switch existed."""
+
+    id = models.BigAutoField(primary_key=True)
+    target = models.CharField(max_length=8, choices=PlatformFault.Target.choices)
+    credential = models.CharField(
+        max_length=128, help_text="IS3: the source_key; APIv3: the app token's id."
+    )
+    arrived_at = models.DateTimeField(db_index=True)
+    status = models.IntegerField()
+    retry_after = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["arrived_at", "id"]
+        verbose_name = "received request"
+
+    def __str__(self) -> str:
+        return f"{self.target} {self.credential} {self.arrived_at.isoformat()} → {self.status}"

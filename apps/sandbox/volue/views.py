@@ -43,6 +43,8 @@ TOKEN_SALT = "sandbox-volue-token"  # noqa: S105 (a signing salt, not a secret)
 LIFETIME_KEY = "sandbox:volue:token_lifetime"
 NOT_BEFORE_KEY = "sandbox:volue:tokens_not_before"
 FAIL_REPORTS_KEY = "sandbox:volue:fail_reports"
+TOKENS_ISSUED_KEY = "sandbox:volue:tokens_issued"
+REFUSED_KEY = "sandbox:volue:refused_tokens"
 LOCATION_TYPES = ("Unknown", "Residential", "Commercial", "Other")
 
 
@@ -65,6 +67,11 @@ def _body(request: HttpRequest) -> Any:
 # --- OAuth2 ----------------------------------------------------------------------------
 
 
+def _count(key: str) -> None:
+    if not cache.add(key, 1, timeout=None):
+        cache.incr(key)
+
+
 def _lifetime() -> int:
     return int(cache.get(LIFETIME_KEY) or settings.SANDBOX_VOLUE_TOKEN_LIFETIME)
 
@@ -80,6 +87,7 @@ def token(request: HttpRequest) -> JsonResponse:
     if not (client_ok and secret_ok):
         return JsonResponse({"error": "invalid_client"}, status=401)
     lifetime = _lifetime()
+    _count(TOKENS_ISSUED_KEY)
     access = signing.dumps(
         {"c": form["client_id"], "iat": time.time(), "exp": time.time() + lifetime},
         salt=TOKEN_SALT,
@@ -106,6 +114,7 @@ def api(view):
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not _authorised(request):
+            _count(REFUSED_KEY)
             return JsonResponse({"title": "Unauthorized", "status": 401}, status=401)
         return view(request, *args, **kwargs)
 
@@ -407,7 +416,10 @@ def reports(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["POST"])
 def control(request: HttpRequest) -> JsonResponse:
-    """Test knobs: `tokenLifetime` (s), `revokeTokens`, `failReports` (next N answer 503)."""
+    """Test knobs: `tokenLifetime` (s), `revokeTokens`, `failReports` (next N answer 503).
+
+    The answer also counts the tokens issued and the calls refused for a bad or expired
+    token since the cache was last cleared."""
     body = _body(request)
     if not isinstance(body, dict):
         return JsonResponse({"error": "a JSON object is expected"}, status=400)
@@ -418,7 +430,9 @@ def control(request: HttpRequest) -> JsonResponse:
     if "failReports" in body:
         cache.set(FAIL_REPORTS_KEY, int(body["failReports"]), timeout=3600)
     return JsonResponse({"tokenLifetime": _lifetime(),
-                         "failReports": cache.get(FAIL_REPORTS_KEY) or 0})
+                         "failReports": cache.get(FAIL_REPORTS_KEY) or 0,
+                         "tokensIssued": cache.get(TOKENS_ISSUED_KEY) or 0,
+                         "refusedTokens": cache.get(REFUSED_KEY) or 0})
 
 
 def index(request: HttpRequest) -> HttpResponse:

@@ -5,6 +5,7 @@ from apps.sandbox.wattics.models import (
     CollectorFault,
     CollectorMeter,
     CollectorPacket,
+    CollectorRequest,
 )
 
 
@@ -36,6 +37,22 @@ class CollectorPacketAdmin(admin.ModelAdmin):
 
 @admin.register(CollectorFault)
 class CollectorFaultAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "enabled", "meter_id", "status", "delay_ms", "remaining", "hits")
+    list_display = ("__str__", "enabled", "meter_id", "status", "retry_after", "delay_ms",
+                    "remaining", "hits")
     list_editable = ("enabled",)
     list_display_links = ("__str__",)
+
+
+@admin.register(CollectorRequest)
+class CollectorRequestAdmin(admin.ModelAdmin):
+    """When each POST arrived while a fault switch existed, and what it was answered."""
+
+    list_display = ("meter_id", "arrived_at", "status", "retry_after")
+    list_filter = ("status",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

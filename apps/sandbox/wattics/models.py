@@ -67,12 +67,16 @@ class CollectorPacket(models.Model):
 
 
 class CollectorFault(models.Model):
-    """The switch: answer POSTs with 500/503 (nothing stored) and/or slowly."""
+    """The switch: answer POSTs with 500/503/429 (nothing stored) and/or slowly.
+
+    While any switch exists, on or off, every POST is recorded as a `CollectorRequest`.
+    """
 
     class Status(models.IntegerChoices):
         NONE = 0, "Answer normally"
         E500 = 500, "500 Internal Server Error"
         E503 = 503, "503 Service Unavailable"
+        E429 = 429, "429 Too Many Requests"
 
     enabled = models.BooleanField(default=True)
     meter_id = models.CharField(max_length=200, blank=True, help_text="Blank: every meter.")
@@ -83,6 +87,9 @@ class CollectorFault(models.Model):
     remaining = models.PositiveIntegerField(
         null=True, blank=True, help_text="Requests still affected; blank: until disabled."
     )
+    retry_after = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds sent in Retry-After (429 and 503 only)."
+    )
     hits = models.IntegerField(default=0)
 
     class Meta:
@@ -90,3 +97,20 @@ class CollectorFault(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} +{self.delay_ms} ms ({self.meter_id or 'all'})"
+
+
+class CollectorRequest(models.Model):
+    """One POST the collector received while a fault switch existed: when, and the answer."""
+
+    id = models.BigAutoField(primary_key=True)
+    meter_id = models.CharField(max_length=200)
+    arrived_at = models.DateTimeField(db_index=True)
+    status = models.IntegerField()
+    retry_after = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["arrived_at", "id"]
+        verbose_name = "received request"
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.arrived_at.isoformat()} → {self.status}"

@@ -19,6 +19,7 @@ import time
 from django.db import connection, transaction
 from django.db.models import F, Q, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.sandbox.wattics.models import (
@@ -26,6 +27,7 @@ from apps.sandbox.wattics.models import (
     CollectorFault,
     CollectorMeter,
     CollectorPacket,
+    CollectorRequest,
     password_digest,
 )
 
@@ -66,23 +68,29 @@ def faults_changed(**kwargs) -> None:
     _no_fault_until[0] = 0.0
 
 
-def _fault(meter_id: str) -> CollectorFault | None:
-    # "No fault switched on" is remembered for a second (and forgotten as soon as one is
-    # saved in this process): one query less per packet.
+def _fault(meter_id: str) -> tuple[bool, CollectorFault | None]:
+    """(record this POST?, the switch on for this meter, if any)."""
+    # "No switch at all" is remembered for a second (and forgotten as soon as one is saved
+    # in this process): one query less per packet.
     if _no_fault_until[0] > time.monotonic():
-        return None
+        return False, None
     fault = (CollectorFault.objects.filter(enabled=True)
              .filter(Q(meter_id="") | Q(meter_id=meter_id))
              .filter(Q(remaining__isnull=True) | Q(remaining__gt=0)).order_by("pk").first())
     if fault is None:
-        if not CollectorFault.objects.filter(enabled=True).exists():
+        if not CollectorFault.objects.exists():
             _no_fault_until[0] = time.monotonic() + 1.0
-        return None
+            return False, None
+        return True, None
     changes = {"hits": F("hits") + 1}
     if fault.remaining is not None:
         changes["remaining"] = F("remaining") - 1
     CollectorFault.objects.filter(pk=fault.pk).update(**changes)
-    return fault
+    return True, fault
+
+
+_FAULT_TEXT = {500: "Internal Server Error", 503: "Service Unavailable",
+               429: "Too Many Requests"}
 
 
 def _validate(packet: object) -> str:
@@ -126,14 +134,21 @@ def measurements(request: HttpRequest) -> HttpResponse:
     if problem:
         return _plain(400, problem)
     kind = "single" if "value" in packet else "electricity"
-    fault = _fault(packet["id"])
+    arrived = timezone.now()
+    recording, fault = _fault(packet["id"])
     if fault is not None and fault.status:
         time.sleep(fault.delay_ms / 1000)
-        return _plain(fault.status, "Service Unavailable" if fault.status == 503
-                      else "Internal Server Error")
-    answer = _store(account, packet, kind)
-    if fault is not None and fault.delay_ms:
-        time.sleep(fault.delay_ms / 1000)
+        answer = _plain(fault.status, _FAULT_TEXT.get(fault.status, "Error"))
+        if fault.retry_after is not None and fault.status in (429, 503):
+            answer["Retry-After"] = str(fault.retry_after)
+    else:
+        answer = _store(account, packet, kind)
+        if fault is not None and fault.delay_ms:
+            time.sleep(fault.delay_ms / 1000)
+    if recording:
+        CollectorRequest.objects.create(
+            meter_id=packet["id"], arrived_at=arrived, status=answer.status_code,
+            retry_after=int(answer["Retry-After"]) if answer.has_header("Retry-After") else None)
     return answer
 
 

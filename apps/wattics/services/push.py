@@ -135,11 +135,18 @@ class StreamSender:
                 if self.stream.last_accepted_ts and self.stream.last_accepted_ts >= ts:
                     return PostResult(status=200, body="confirmed by the last-packet GET")
             if attempt < retries:
-                time.sleep(backoff_delay(attempt, base=settings.WATTICS_RETRY_BACKOFF,
-                                         cap=settings.WATTICS_RETRY_BACKOFF * 16))
+                cap = settings.WATTICS_RETRY_BACKOFF * 16
+                delay = max(backoff_delay(attempt, base=settings.WATTICS_RETRY_BACKOFF,
+                                          cap=cap), result.retry_after or 0.0)
+                if delay > cap:
+                    # The collector asked for a longer pause (Retry-After) than is worth
+                    # holding a worker for: the outbox tries again once it has passed.
+                    break
+                time.sleep(delay)
         return Outcome(ok=False, status=result.status, body=result.body,
+                       retry_after=result.retry_after,
                        error=f"packet {packet['tsISO8601']} not accepted after "
-                             f"{retries + 1} tries ({result.error or result.status}); "
+                             f"{attempt + 1} tries ({result.error or result.status}); "
                              "later packets of this stream wait")
 
     def quarantine(self, packet: dict, ts: dt.datetime, result: PostResult) -> None:
