@@ -38,6 +38,8 @@ from apps.sandbox.dexma.models import (
     PlatformDatasource,
     PlatformDeployment,
     PlatformDevice,
+    PlatformFault,
+    PlatformRequest,
     PlatformSession,
 )
 from apps.sandbox.upstream.models import Profile
@@ -46,6 +48,7 @@ from apps.sandbox.wattics.models import (
     CollectorFault,
     CollectorMeter,
     CollectorPacket,
+    CollectorRequest,
 )
 from apps.volue.client import notification_parse
 from apps.volue.models import VolueCustomer, VolueMeter, VolueResource, WebhookSubscription
@@ -228,6 +231,12 @@ def _sandbox_world() -> dict:
             meter=meter, ts=T0, packet=packet),
         "sandbox_wattics.collectorfault": CollectorFault.objects.create(
             status=CollectorFault.Status.E503, remaining=1),
+        "sandbox_wattics.collectorrequest": CollectorRequest.objects.create(
+            meter_id="meter-1", arrived_at=T0, status=429, retry_after=10),
+        "sandbox_dexma.platformfault": PlatformFault.objects.create(
+            target=PlatformFault.Target.IS3, status=503),
+        "sandbox_dexma.platformrequest": PlatformRequest.objects.create(
+            target=PlatformFault.Target.IS3, arrived_at=T0, status=503),
     }
 
 

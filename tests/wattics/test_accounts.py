@@ -54,12 +54,15 @@ def test_an_account_is_attached_at_exactly_one_level(deployment, device):
 
 
 def test_password_is_encrypted_at_rest(deployment):
-    account("enc", deployment=deployment)
+    # Long enough that random ciphertext cannot contain it by chance, as it could "pw".
+    secret = "wattics_collector_password_s3cr3t"
+    WatticsAccount.objects.create(name="enc", username="enc", password=secret,
+                                  deployment=deployment)
     with connection.cursor() as cursor:
         cursor.execute("SELECT password FROM wattics_watticsaccount")
         (raw,) = cursor.fetchone()
-    assert raw != "pw" and "pw" not in raw
-    assert WatticsAccount.objects.get().password == "pw"
+    assert secret not in raw
+    assert WatticsAccount.objects.get().password == secret
 
 
 def test_streams_of_an_account_leave_out_those_a_more_specific_account_covers(
