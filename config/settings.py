@@ -10,6 +10,7 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("HUB_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -187,6 +188,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A queue per platform, every one consumed by each worker unless it is started with `-Q`. A
+# worker takes from its queues in turn, so a backlog on one platform (thousands of Wattics
+# pushes) never leaves another platform's deliveries waiting behind it. For hard isolation,
+# run one worker per queue: `celery -A config worker -Q dexma`.
+PLATFORM_QUEUES = ("dexma", "wattics", "volue", "pull")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), *(Queue(name) for name in PLATFORM_QUEUES)]
+CELERY_TASK_ROUTES = {f"{name}.*": {"queue": name} for name in PLATFORM_QUEUES}
 
 # --- Platforms ---------------------------------------------------------------------------
 

@@ -77,3 +77,16 @@ def test_celery_is_json_only_acks_late_prefetch_one_with_time_limits(settings):
     assert conf.worker_prefetch_multiplier == 1
     assert 0 < conf.task_soft_time_limit < conf.task_time_limit
     assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+
+
+@pytest.mark.parametrize(("task", "queue"), [
+    ("dexma.deliver_datasource", "dexma"), ("wattics.stream_push", "wattics"),
+    ("volue.reports_dispatch", "volue"), ("pull.connection_sync", "pull"),
+    ("core.ping", "celery"), ("partner_api.purge_idempotency", "celery"),
+])
+def test_each_platform_has_its_own_queue_and_a_worker_consumes_them_all(task, queue):
+    from config.celery import app
+
+    assert app.amqp.router.route({}, task)["queue"].name == queue
+    # A worker started without -Q consumes every declared queue.
+    assert set(app.amqp.queues) == {"celery", "dexma", "wattics", "volue", "pull"}
