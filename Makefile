@@ -37,10 +37,12 @@ faults: $(STAMP)
 
 # The reduced set for CI (about nine minutes): smaller sizes, shorter outages. These are
 # timed scenarios on real processes on a shared machine: a test that fails is run once more,
-# and the output says so (RERUN); a second failure fails CI.
+# and the output says so (RERUN, with the first attempt's traceback); a second failure
+# fails CI.
 faults-ci: $(STAMP)
 	FAULTS_CI=1 $(TEST_ENV) $(PY) -m pytest tests/faults $(FAULTS_OPTS) \
-		-m "faults and not faults_full" --reruns 1 --reruns-delay 5 $(FAULTS_ARGS)
+		-m "faults and not faults_full" --reruns 1 --reruns-delay 5 \
+		--rerun-show-tracebacks $(FAULTS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

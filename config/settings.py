@@ -186,7 +186,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_RESULT_EXPIRES = 3600
+# Outcomes live in the database (runs, batches); a task's return value is not kept. Only the
+# ping (`core.ping`) asks for its result. Otherwise every task sent by beat or the web would
+# subscribe to its result channel in Redis, and every finished task write one: during a Redis
+# outage beat would stall on those subscriptions, and a worker fail tasks that had finished.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task running when the broker connection drops goes on: it works on the database and the
+# platforms, not the broker, and its batch's claim stays valid. (Celery 6 will default to
+# cancelling it; this keeps today's behaviour and silences the warning.)
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

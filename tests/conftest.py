@@ -79,6 +79,15 @@ def _clear_cache():
 
 
 @pytest.fixture
+def cache_down(settings):
+    """The shared cache as during a Redis outage: nothing listens at its address."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+
+
+@pytest.fixture
 def deployment(db):
     from apps.core.models import Deployment
 

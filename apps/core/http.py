@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from apps.core import metrics
+from apps.core.cache import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -209,15 +210,25 @@ class RateLimitBudget:
             seen[window] = (remaining, now + max(0.0, reset))
         if not seen:
             return
-        state = {w: tuple(v) for w, v in (cache.get(self.cache_key) or {}).items() if v[1] > now}
-        state.update(seen)
-        ttl = max(reset_at for _, reset_at in state.values()) - now
-        cache.set(self.cache_key, state, timeout=max(1, math.ceil(ttl) + 1))
+        try:
+            stored = cache.get(self.cache_key) or {}
+            state = {w: tuple(v) for w, v in stored.items() if v[1] > now}
+            state.update(seen)
+            ttl = max(reset_at for _, reset_at in state.values()) - now
+            cache.set(self.cache_key, state, timeout=max(1, math.ceil(ttl) + 1))
+        except CACHE_ERRORS as exc:
+            # The platform still answers 429 (with Retry-After) if we overrun its budget.
+            logger.warning("rate-limit budget not recorded, the cache is unavailable: %s", exc)
 
     def wait_needed(self) -> float:
         """Seconds to wait before the next request (0 when the budget allows it)."""
         now = self.clock()
-        state: dict[str, tuple[float, float]] = cache.get(self.cache_key) or {}
+        try:
+            state: dict[str, tuple[float, float]] = cache.get(self.cache_key) or {}
+        except CACHE_ERRORS as exc:
+            # Redis returns empty anyway: what it held about the budget is gone either way.
+            logger.warning("rate-limit budget unknown, the cache is unavailable: %s", exc)
+            return 0.0
         return max(
             (
                 reset_at - now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,6 +11,10 @@ from pathlib import Path
 
 from django.core.cache import cache
 from django.db import connection
+
+from apps.core.cache import CACHE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock(class, deployment id): see `lock_deployment_readings`.
 _READINGS_LOCK_CLASS = 0x4855
@@ -70,8 +75,12 @@ def single_flight(name: str, *, ttl: int) -> Iterator[None]:
     try:
         yield
     finally:
-        if cache.get(key) == token:
-            cache.delete(key)
+        try:
+            if cache.get(key) == token:
+                cache.delete(key)
+        except CACHE_ERRORS as exc:
+            # Redis went away while we held the lock: it returns empty, or the ttl ends it.
+            logger.warning("lock %s not released, the cache is unavailable: %s", name, exc)
 
 
 def lock_deployment_readings(deployment_id: int) -> None:

@@ -5,7 +5,7 @@ from celery import shared_task
 from apps.core.services.datasources import datasources_expire_consents
 
 
-@shared_task(name="core.ping")
+@shared_task(name="core.ping", ignore_result=False)
 def ping() -> str:
     """A round trip through the broker and a worker (used by the smoke test and /readyz)."""
     return "pong"

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from apps.core.models import Device, Parameter, Reading
-from apps.volue.models import VolueCustomer
+from apps.volue.models import Notification, VolueCustomer
 
 HOUR = dt.timedelta(hours=1)
 # In order of preference: measured interval energy is exact, a register difference next,
@@ -228,3 +228,11 @@ def active_secrets() -> list[str]:
     from apps.volue.models import WebhookSubscription
 
     return [s.secret for s in WebhookSubscription.objects.filter(is_active=True) if s.secret]
+
+
+def notifications_unprocessed(*, received_before: dt.datetime) -> QuerySet[Notification]:
+    """Stored notifications never processed (their hand-off to a worker was lost), oldest
+    first."""
+    return Notification.objects.filter(
+        processed_at__isnull=True, received_at__lt=received_before
+    ).order_by("received_at")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from celery import shared_task
 from django.utils import timezone
 
@@ -10,7 +12,7 @@ from apps.core.services import run_logged
 from apps.volue import services
 from apps.volue.client import volue_client
 from apps.volue.models import Notification, VolueCustomer
-from apps.volue.selectors import customers_to_sync
+from apps.volue.selectors import customers_to_sync, notifications_unprocessed
 
 LOCK_TTL = 900
 
@@ -63,6 +65,10 @@ def events_catch_up() -> dict:
             single_flight("volue.events_catch_up", ttl=LOCK_TTL),
             run_logged(kind="volue.catch_up", target="GET /events") as run,
         ):
+            # Stored notifications whose hand-off to a worker was lost (the broker was down).
+            for pending in notifications_unprocessed(
+                    received_before=timezone.now() - dt.timedelta(minutes=1)):
+                services.notification_process(notification=pending)
             result = services.events_catch_up(client=volue_client())
             run.counts = {"seen": result.seen, "recorded": result.recorded,
                           "pages": result.pages, "malformed": len(result.malformed)}

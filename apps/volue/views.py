@@ -8,6 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.volue import tasks
 from apps.volue.client import (
@@ -39,7 +40,17 @@ def webhook(request: HttpRequest) -> JsonResponse:
         # A replay (or the platform's retry of a delivery we did get): already stored.
         return JsonResponse({"status": "duplicate",
                              "notificationId": notification.notification_id})
-    transaction.on_commit(lambda: tasks.notification_process.delay(stored.pk))
+    transaction.on_commit(lambda: _process_soon(stored.pk))
     return JsonResponse(
         {"status": "accepted", "notificationId": notification.notification_id}, status=202
     )
+
+
+def _process_soon(notification_id: int) -> None:
+    """Hand the stored notification to a worker. With the broker down it stays stored, and
+    the next events catch-up processes it: the platform still gets its 202."""
+    try:
+        tasks.notification_process.delay(notification_id)
+    except BrokerUnavailable as exc:
+        logger.warning("volue webhook: notification %s stored, left for the catch-up (the "
+                       "broker is unavailable: %s)", notification_id, exc)

@@ -678,6 +678,18 @@ def test_budget_cache_key_never_contains_the_budget_key():
     assert "raw-token-value" not in budget.cache_key
 
 
+def test_budget_fails_open_while_the_cache_is_down(cache_down, caplog):
+    """Redis returns empty after an outage anyway; meanwhile requests go on, and a platform
+    that is overrun still answers 429 with Retry-After, which the client honours."""
+    budget = RateLimitBudget("dexma", "token")
+
+    budget.record({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"})
+
+    assert budget.wait_needed() == 0.0
+    assert "rate-limit budget not recorded, the cache is unavailable" in caplog.text
+    assert "rate-limit budget unknown, the cache is unavailable" in caplog.text
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 

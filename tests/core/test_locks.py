@@ -57,3 +57,17 @@ def test_lock_of_a_killed_holder_on_this_machine_is_taken_over():
     with pytest.raises(AlreadyRunning), single_flight("sync:elsewhere", ttl=60):
         pass
     cache.delete_many(["lock:sync:live", "lock:sync:elsewhere"])
+
+
+def test_lock_held_when_the_cache_goes_away_does_not_fail_the_block(settings, caplog):
+    """Redis stopped while a job ran: the job's outcome stands; the lock is left to Redis
+    (which returns empty) or its ttl."""
+    done = []
+    with single_flight("sync:outage", ttl=60):
+        settings.CACHES = {
+            **settings.CACHES,
+            "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"},
+        }
+        done.append(True)
+    assert done == [True]
+    assert "lock sync:outage not released, the cache is unavailable" in caplog.text

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from django.db import connection
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from apps.core.http import PermanentError, TransientError
 from apps.core.models import DeliveryLink, OutboundBatch
@@ -369,6 +370,30 @@ def test_unexpected_exception_in_send_is_retried(link, platform):
     assert result.failed == 1
     assert reload(batch).state == State.RETRY
     assert batch.last_error == "KeyError: 'meter'"
+
+
+def test_unreachable_cache_releases_the_claim_without_charging_an_attempt(
+        unordered_link, platform, settings):
+    """Redis down is the hub's own failure: the batch keeps its attempts (and so its place
+    on the retry schedule), is tried again soon, and the round stops there."""
+    settings.OUTBOX_RETRY_SCHEDULE = [10, 30, 60, 300]
+    first, _second = enqueue_ranges(unordered_link, 0, 10, 20)
+    OutboundBatch.objects.filter(pk=first.pk).update(attempts=3)
+    platform.answer(first, RedisConnectionError("Error 111 connecting to 127.0.0.1:6379."))
+    t0 = timezone.now()
+
+    result = outbox_dispatch(send=platform, now=t0)
+
+    assert platform.positions == [1]  # the second batch waits for a later round
+    assert (result.sent, result.failed, result.dead) == (0, 0, 0)
+    reload(first)
+    assert (first.state, first.attempts) == (State.RETRY, 3)
+    assert first.next_attempt_at == t0 + seconds(10)
+    assert "cache is unavailable" in first.last_error
+
+    outbox_dispatch(send=platform, now=t0 + seconds(11))
+    assert sorted(platform.positions) == [1, 1, 2]
+    assert (reload(first).state, first.attempts) == (State.SENT, 4)
 
 
 def test_broken_link_is_not_claimed(link, platform):

@@ -194,7 +194,7 @@ from apps.dexma.tasks import reconcile_installation
 pk = Installation.objects.get(dep_id="demo-acme").pk
 states = []
 for _ in range(%d):
-    result = reconcile_installation.delay(pk)
+    result = reconcile_installation.apply_async((pk,), ignore_result=False)
     deadline = time.time() + 120
     while result.state not in ("SUCCESS", "FAILURE", "RETRY") and time.time() < deadline:
         time.sleep(0.2)

@@ -9,6 +9,7 @@ import pytest
 from apps.volue import tasks
 from apps.volue.client import signature_of
 from apps.volue.models import Event, Notification, VolueMeter, WebhookSubscription
+from tests.volue.conftest import API
 
 pytestmark = pytest.mark.django_db
 URL = "/volue/webhook"
@@ -190,3 +191,36 @@ def test_event_whose_hours_are_over_asks_for_its_report_at_once(
         post(client, body, signature_of(body, SECRET))
 
     assert planned == [True]
+
+
+def test_notification_stored_while_the_broker_is_down_is_processed_by_the_catch_up(
+    client, subscription, monkeypatch, django_capture_on_commit_callbacks, customer, caplog,
+    platform,
+):
+    """The platform gets its 202 (the notification is stored); the next events catch-up
+    finishes what the lost hand-off would have done."""
+    from kombu.exceptions import OperationalError
+
+    def broker_down(notification_id):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.notification_process, "delay", broker_down)
+    monkeypatch.setattr(tasks.reports_plan, "delay", lambda: None)
+    body = notification()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, body, signature_of(body, SECRET))
+
+    assert response.status_code == 202
+    stored = Notification.objects.get()
+    assert stored.processed_at is None
+    assert "left for the catch-up" in caplog.text
+
+    Notification.objects.filter(pk=stored.pk).update(
+        received_at=stored.received_at - dt.timedelta(minutes=2))
+    platform.get(f"{API}/events", json={"pagination": {"totalRecords": 0, "pageSize": 100,
+                                                       "currentPage": 1}, "events": []})
+    tasks.events_catch_up()
+
+    assert Notification.objects.get().processed_at is not None
+    assert Event.objects.get(event_id="e-1").source == "webhook"
+

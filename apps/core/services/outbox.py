@@ -25,6 +25,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.core import metrics
+from apps.core.cache import CACHE_ERRORS
 from apps.core.http import PermanentError, TransientError
 from apps.core.logs import log_context
 from apps.core.models import DeliveryLink, Deployment, OutboundBatch
@@ -49,6 +50,9 @@ class Outcome:
     retry_after: float | None = None
     # Set when the platform acknowledged more (or less) than the batch's seq_to.
     advance_cursor_to: int | None = None
+    # The hub's own infrastructure failed (the cache is unreachable), not the platform: the
+    # claim is released without counting an attempt, and the batch is tried again soon.
+    hub_fault: bool = False
 
 
 @dataclass(slots=True)
@@ -246,6 +250,11 @@ def _outcome_changes(
             # ever moves forward.
             link_changes["cursor"] = Greatest("cursor", Value(acknowledged))
         return {**changes, "state": State.SENT, "sent_at": now, "last_error": ""}, link_changes
+    if outcome.hub_fault:
+        # Not the platform's doing: the claim is given back as if it had not been made.
+        retry_at = now + dt.timedelta(seconds=_retry_delay(1, None))
+        return {**changes, "state": State.RETRY, "attempts": batch.attempts - 1,
+                "next_attempt_at": retry_at}, {}
     if outcome.permanent:
         status = f"HTTP {outcome.status}" if outcome.status is not None else "an error"
         reason = (
@@ -307,6 +316,11 @@ def outbox_dispatch(
                 outcome = send(batch)
             except SoftTimeLimitExceeded as exc:
                 outcome, stop = _outcome_of_error(exc), exc
+            except CACHE_ERRORS as exc:
+                logger.warning("outbox: batch %s not sent, the cache is unavailable: %s",
+                               batch.pk, exc)
+                outcome = Outcome(ok=False, error=f"the hub's cache is unavailable: {exc}",
+                                  hub_fault=True)
             except Exception as exc:
                 if not isinstance(exc, TransientError | PermanentError):
                     logger.exception("outbox: sending batch %s failed unexpectedly", batch.pk)
@@ -319,6 +333,8 @@ def outbox_dispatch(
             result.dead += recorded.state == State.DEAD
             metrics.batch_recorded(platform=batch.link.platform, state=recorded.state,
                                    items=batch.item_count)
+        if outcome.hub_fault:
+            break  # the next batches would fail the same way; a later tick tries again
         if stop is not None:
             raise stop
     return result
