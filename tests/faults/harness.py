@@ -457,8 +457,51 @@ class Hub:
             if time.monotonic() > deadline:
                 detail = f" (last error: {last_error!r})" if last_error else ""
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
-                                     f"{detail}")
+                                     f"{detail}\n{self.diagnosis()}")
             time.sleep(interval)
+
+    def diagnosis(self) -> str:
+        """What a timed-out wait leaves behind to read: undelivered batches, links that are
+        not active, the broker's queues, and the processes' latest warnings."""
+        parts = ["--- hub state at the timeout ---"]
+
+        def section(title: str, produce: Callable[[], list[str]]) -> None:
+            try:
+                lines = produce()
+            except Exception as exc:  # a store may be what is down: say so, go on
+                lines = [f"(unavailable: {exc!r})"]
+            parts.append(f"{title}:")
+            parts.extend(f"  {line}" for line in lines or ["(none)"])
+
+        section("batches not sent (first 15)", lambda: [
+            f"#{row[0]} {row[1]}/{row[2]} {row[3]} attempts={row[4]} due_in={row[5]} "
+            f"error={row[6]!r}"
+            for row in self.sql(
+                "SELECT b.id, l.platform, l.name, b.state, b.attempts, "
+                "round(extract(epoch FROM b.next_attempt_at - now())), left(b.last_error, 160) "
+                "FROM core_outboundbatch b JOIN core_deliverylink l ON l.id = b.link_id "
+                "WHERE b.state <> 'sent' ORDER BY b.next_attempt_at LIMIT 15")])
+        section("links not active", lambda: [
+            f"{row[0]}/{row[1]} {row[2]}: {row[3]!r}" for row in self.sql(
+                "SELECT platform, name, state, left(broken_reason, 160) "
+                "FROM core_deliverylink WHERE state <> 'active'")])
+        section("broker", self._broker_state)
+        for name in ("worker", "beat", "web"):
+            section(f"{name}: last warnings and errors", lambda name=name: [
+                line[:300] for line in self.log_tail(name, 200_000).splitlines()
+                if '"WARNING"' in line or '"ERROR"' in line or '"CRITICAL"' in line][-8:])
+            section(f"{name}: last lines", lambda name=name: [
+                line[:200] for line in self.log_tail(name, 3000).splitlines()[-3:]])
+        return "\n".join(parts)
+
+    def _broker_state(self) -> list[str]:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+        queues = {name: client.llen(name)
+                  for name in ("celery", "dexma", "wattics", "volue", "pull")}
+        return [f"queue lengths {queues}",
+                f"unacked {client.hlen('unacked')}, locks {len(client.keys('*lock:*'))}"]
 
     def _spawn(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
         if name in self.procs and self.procs[name].poll() is None:
