@@ -6,6 +6,7 @@ import logging
 import time
 
 from celery import shared_task
+from django.conf import settings
 
 from apps.core.http import TransientError
 from apps.core.locks import AlreadyRunning, single_flight
@@ -119,8 +120,9 @@ def backfill_run(backfill_id: int) -> dict:
         with single_flight(f"dexma:backfill:{backfill_id}", ttl=900), run_logged(
             kind="dexma.backfill", target=str(backfill), deployment=datasource.deployment,
         ) as run:
-            backfill = delivery.backfill_run(backfill=backfill,
-                                             deadline=time.monotonic() + 240)
+            sent_before = backfill.values_sent
+            backfill = delivery.backfill_run(
+                backfill=backfill, deadline=time.monotonic() + settings.TASK_SLICE_SECONDS)
             run.counts = {"batches": backfill.batches, "planned": backfill.values_planned,
                           "sent": backfill.values_sent}
             if backfill.state == Backfill.State.DONE:
@@ -133,7 +135,10 @@ def backfill_run(backfill_id: int) -> dict:
     except AlreadyRunning:
         return {"skipped": "already running"}
     if backfill.state == Backfill.State.SENDING:
-        backfill_run.apply_async((backfill_id,), countdown=5 if backfill.values_sent else 60)
+        # Progress: go on straight away, behind the tasks now waiting. None (the link is
+        # waiting out a retry or the platform's budget): look again in a minute.
+        moved = backfill.values_sent > sent_before
+        backfill_run.apply_async((backfill_id,), countdown=0 if moved else 60)
     return run.counts
 
 

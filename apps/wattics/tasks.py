@@ -25,12 +25,15 @@ def stream_push(stream_id: int) -> dict:
     stream = WatticsStream.objects.filter(pk=stream_id).first()
     if stream is None:
         return {"skipped": "stream deleted"}
-    # Stop well before the soft time limit; the next tick carries on where this one stopped.
-    budget = max(10, settings.CELERY_TASK_SOFT_TIME_LIMIT - 60)
+    # One slice, well inside the soft time limit; a stream with more to send (its history)
+    # goes on in a new task behind those waiting, so other streams and platforms get a turn.
+    budget = max(1, min(settings.TASK_SLICE_SECONDS, settings.CELERY_TASK_SOFT_TIME_LIMIT - 60))
     try:
         with single_flight(f"wattics-stream:{stream_id}",
                            ttl=settings.CELERY_TASK_TIME_LIMIT + 60):
             result = stream_push_logged(stream=stream, deadline=time.monotonic() + budget)
     except AlreadyRunning:
         return {"skipped": "already running"}
-    return {**result.as_counts(), "error": result.error}
+    if result.more:
+        stream_push.delay(stream_id)
+    return {**result.as_counts(), "error": result.error, "more": result.more}

@@ -115,6 +115,30 @@ def test_backfill_resumes_after_a_crash_without_resending_acknowledged_batches(
     assert not OutboundBatch.objects.exclude(state=OutboundBatch.State.SENT).exists()
 
 
+def test_backfill_task_works_in_slices_and_queues_its_continuation(
+        platform, installation, meters, monkeypatch, settings):
+    """Each run sends for one slice (at least one round of batches), then queues the rest
+    behind the tasks already waiting, straight away while it makes progress."""
+    from apps.dexma import tasks
+
+    monkeypatch.setattr(backfill_module, "MAX_VALUES", 10)  # 37 batches; a round sends 20
+    settings.TASK_SLICE_SECONDS = 0
+    queued = []
+    monkeypatch.setattr(tasks.backfill_run, "apply_async",
+                        lambda args, countdown: queued.append((args, countdown)))
+    remote = platform_datasource(platform)
+    datasource = datasource_with(installation, meters, ["active_energy_delta"],
+                                 platform_id=remote.pk)
+    backfill = backfill_of(datasource)
+
+    first = tasks.backfill_run(backfill.pk)
+    assert first["sent"] == 200 and queued == [((backfill.pk,), 0)]
+
+    second = tasks.backfill_run(backfill.pk)
+    assert second["sent"] == 368 and len(queued) == 1
+    assert Backfill.objects.get(pk=backfill.pk).state == Backfill.State.DONE
+
+
 def test_live_delivery_reaches_the_sandbox_platform(platform, installation, meters):
     remote = platform_datasource(platform)
     datasource = datasource_with(installation, meters, ["active_energy_delta"],

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 
 import requests
 import responses
@@ -17,6 +18,7 @@ class FakeWattics:
         self.script: list = []  # answers for the next POSTs: status, "arrived", "lost"
         self.get_status = 200
         self.gets = 0
+        self.delay = 0.0  # seconds each POST takes to answer
         rsps.add_callback(responses.POST, url, callback=self._post)
         rsps.add_callback(responses.GET, url, callback=self._get)
 
@@ -28,6 +30,8 @@ class FakeWattics:
         return packets[-1] if packets else None
 
     def _post(self, request):
+        if self.delay:
+            time.sleep(self.delay)
         packet = json.loads(request.body)
         self.posts.append(packet)
         self.headers.append(dict(request.headers))

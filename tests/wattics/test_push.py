@@ -275,3 +275,27 @@ def test_periodic_push_fans_out_one_task_per_active_stream(
     active = make_stream(deployment, "wm-1")
     stream_pause(stream=make_stream(deployment, "wm-2"))
     assert tasks.push_due() == 1 and queued == [active.pk]
+
+
+def test_a_long_history_is_sent_in_slices_each_continued_by_a_new_task(
+        deployment, account, make_stream, wattics, monkeypatch, settings):
+    """A slice stops sending once its time is up; the task then queues its continuation
+    (behind whatever waits) instead of holding a worker process for the whole history."""
+    from apps.wattics import tasks
+
+    settings.TASK_SLICE_SECONDS = 1
+    wattics.delay = 0.1  # 3 packets a batch: 0.3 s each
+    queued = []
+    monkeypatch.setattr(tasks.stream_push, "delay", queued.append)
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", list(range(24)))  # 8 batches
+
+    counts = [tasks.stream_push(stream.pk)]
+    while queued and len(counts) < 20:
+        queued.pop()
+        counts.append(tasks.stream_push(stream.pk))
+
+    sent = [c["sent"] for c in counts]
+    assert sum(sent) == 24 and 2 <= len([n for n in sent if n]) <= 6, sent
+    assert all(c["more"] for c in counts[:-1]) and not counts[-1]["more"], counts
+    assert [p["value"] for p in wattics.posts] == list(range(24))

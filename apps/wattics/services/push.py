@@ -45,6 +45,8 @@ class PushResult:
     skipped: int = 0
     batches: int = 0
     error: str = ""
+    # Stopped at the deadline with batches perhaps left to send: run again.
+    more: bool = False
 
     def as_counts(self) -> dict:
         return {"packets_planned": self.planned.packets, "late": self.planned.late_readings,
@@ -260,7 +262,10 @@ def stream_push(
             sender.fresh = False
         if plan:
             sender.result.planned = stream_plan(stream=stream)
-        while deadline is None or time.monotonic() < deadline:
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                sender.result.more = True
+                break
             done = outbox_dispatch(send=sender, link=stream.link, limit=1)
             if done.failed or done.dead:
                 batch = stream.link.batches.exclude(last_error="").order_by("-position").first()
