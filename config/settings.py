@@ -185,10 +185,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
-# A long job (a Wattics stream's history, a DEXMA backfill) works this many seconds, then
-# queues its continuation behind the tasks already waiting: a backlog on one platform never
-# holds every worker process while another platform's deliveries wait.
-TASK_SLICE_SECONDS = env.int("TASK_SLICE_SECONDS", default=30)
+# A long job (a Wattics stream's history, a DEXMA backfill) works this many seconds (then
+# finishes the batch or round in hand), and queues its continuation behind the tasks already
+# waiting: a backlog on one platform never holds every worker process while another
+# platform's deliveries wait.
+TASK_SLICE_SECONDS = env.int("TASK_SLICE_SECONDS", default=15)
 CELERY_RESULT_EXPIRES = 3600
 # Outcomes live in the database (runs, batches); a task's return value is not kept. Only the
 # ping (`core.ping`) asks for its result. Otherwise every task sent by beat or the web would

@@ -121,7 +121,7 @@ def test_backfill_task_works_in_slices_and_queues_its_continuation(
     behind the tasks already waiting, straight away while it makes progress."""
     from apps.dexma import tasks
 
-    monkeypatch.setattr(backfill_module, "MAX_VALUES", 10)  # 37 batches; a round sends 20
+    monkeypatch.setattr(backfill_module, "MAX_VALUES", 50)  # 8 batches; a round sends 5
     settings.TASK_SLICE_SECONDS = 0
     queued = []
     monkeypatch.setattr(tasks.backfill_run, "apply_async",
@@ -132,7 +132,7 @@ def test_backfill_task_works_in_slices_and_queues_its_continuation(
     backfill = backfill_of(datasource)
 
     first = tasks.backfill_run(backfill.pk)
-    assert first["sent"] == 200 and queued == [((backfill.pk,), 0)]
+    assert first["sent"] == 250 and queued == [((backfill.pk,), 0)]
 
     second = tasks.backfill_run(backfill.pk)
     assert second["sent"] == 368 and len(queued) == 1

@@ -130,7 +130,8 @@ def _backfill_send(*, backfill: Backfill, datasource: DexmaDatasource, sender: I
                    progress: Callable[[Backfill], None] | None,
                    deadline: float | None) -> None:
     while datasource.sendable:
-        done = outbox_dispatch(send=sender, link=datasource.link, limit=20)
+        # Rounds of a few batches: the deadline is looked at between rounds.
+        done = outbox_dispatch(send=sender, link=datasource.link, limit=5)
         backfill = backfill_refresh(backfill=backfill)
         if progress is not None:
             progress(backfill)
