@@ -201,7 +201,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # platforms, not the broker, and its batch's claim stays valid. (Celery 6 will default to
 # cancelling it; this keeps today's behaviour and silences the warning.)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "apps.core.beat:Scheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A queue per platform, every one consumed by each worker unless it is started with `-Q`. A

@@ -46,3 +46,26 @@ def test_setup_schedules_follows_a_renamed_task_path():
     report = schedules_setup(schedules=[Schedule(name="x", task="new.path", every_seconds=60)])
     assert report.updated == ["x"]
     assert PeriodicTask.objects.get(name="x").task == "new.path"
+
+
+def test_a_periodic_run_expires_when_the_next_is_due_unless_ops_set_an_expiry():
+    """Stale ticks would otherwise pile up in front of the work they fan out whenever the
+    workers are busy."""
+    from django_celery_beat.models import CrontabSchedule
+
+    from apps.core.beat import CRONTAB_EXPIRES_SECONDS, TickEntry
+    from config.celery import app
+
+    call_command("setup_schedules", verbosity=0)
+    tick = PeriodicTask.objects.get(name="dexma: deliver readings")
+    assert TickEntry(tick, app=app).options["expires"] == tick.interval.every
+
+    tick.expire_seconds = 7
+    tick.save()
+    assert TickEntry(tick, app=app).options["expires"] == 7
+
+    nightly = PeriodicTask.objects.create(
+        name="nightly", task="core.ping",
+        crontab=CrontabSchedule.objects.create(minute="0", hour="3", timezone="UTC"))
+    assert TickEntry(nightly, app=app).options["expires"] == CRONTAB_EXPIRES_SECONDS
+

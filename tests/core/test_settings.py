@@ -76,7 +76,7 @@ def test_celery_is_json_only_acks_late_prefetch_one_with_time_limits(settings):
     assert conf.task_acks_late is True
     assert conf.worker_prefetch_multiplier == 1
     assert 0 < conf.task_soft_time_limit < conf.task_time_limit
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert conf.beat_scheduler == "apps.core.beat:Scheduler"
 
 
 @pytest.mark.parametrize(("task", "queue"), [
