@@ -285,7 +285,10 @@ WATTICS_READ_TIMEOUT = env.float("WATTICS_READ_TIMEOUT", default=15.0)
 # for the outbox's retry schedule.
 WATTICS_SEND_RETRIES = env.int("WATTICS_SEND_RETRIES", default=3)
 WATTICS_RETRY_BACKOFF = env.float("WATTICS_RETRY_BACKOFF", default=0.5)
-WATTICS_BATCH_PACKETS = env.int("WATTICS_BATCH_PACKETS", default=500)
+# One outbox batch: a slice of a stream sends whole batches, so this bounds how long past
+# TASK_SLICE_SECONDS a push holds its worker process (100 POSTs: seconds, even at 100 ms each
+# a quarter of a minute).
+WATTICS_BATCH_PACKETS = env.int("WATTICS_BATCH_PACKETS", default=100)
 WATTICS_PLAN_MAX_READINGS = env.int("WATTICS_PLAN_MAX_READINGS", default=200_000)
 WATTICS_PUSH_EVERY_SECONDS = env.int("WATTICS_PUSH_EVERY_SECONDS", default=60)
 # Credentials the demo gives its Wattics account and the sandbox collector.

@@ -12,7 +12,6 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.conftest import scaled
 from tests.faults.partners import QUARTER, Pusher
 from tests.faults.platforms import (
     DEXMA_KEY,
@@ -24,12 +23,14 @@ from tests.faults.platforms import (
     wattics_meters,
 )
 
-pytestmark = pytest.mark.faults
+# Only in the full set: at the reduced set's scale the history is too short to tell.
+pytestmark = [pytest.mark.faults, pytest.mark.faults_full]
 
-# Deliveries tick every 5 s; a reading waits for the next tick, a free worker process (at
-# worst the end of a 15 s slice plus the Wattics batch in hand, about 6 s here), then one IS3
-# call. Before slicing, a process stayed in one stream's history until it was all sent.
-DEXMA_LATENCY_LIMIT_S = 45.0
+# Deliveries tick every 5 s. A reading then waits for two turns of a worker process (the
+# tick's fan-out, then the datasource's delivery), each at worst the end of a Wattics slice
+# (15 s plus the batch of 100 packets in hand), then one IS3 call. Before slices and expiring
+# ticks it waited until one stream's whole history was sent: 130 s over 90 days of history.
+DEXMA_LATENCY_LIMIT_S = 60.0
 
 
 def _accepted_at(pusher: Pusher) -> dict[str, float]:
@@ -43,7 +44,7 @@ def _accepted_at(pusher: Pusher) -> dict[str, float]:
 
 
 def test_dexma_delivery_is_not_held_up_by_a_wattics_backlog(hub_factory):
-    days = scaled(90, 30)
+    days = 90
     with hub_factory() as hub:
         seed = hub.seed_demo(days=days)
         hub.sql("UPDATE wattics_watticsstream SET start_at = now() - %s::interval",
@@ -62,7 +63,7 @@ def test_dexma_delivery_is_not_held_up_by_a_wattics_backlog(hub_factory):
         samples: list[tuple[float, Counter]] = []
         backlog_seen: list[int] = []
         wattics_done_at = None
-        while time.monotonic() - started < scaled(900, 300):
+        while time.monotonic() - started < 900:
             held = Counter(ts for (_, _, ts) in dexma_held(hub, DEXMA_KEY, since))
             samples.append((time.monotonic(), held))
             if wattics_done_at is None:
@@ -74,7 +75,7 @@ def test_dexma_delivery_is_not_held_up_by_a_wattics_backlog(hub_factory):
                 break  # every instant acknowledged during the backlog had its chance
             time.sleep(1.0)
         log = pusher.stop()
-        hub.wait_for(lambda: delivered_everything(hub, since), scaled(300, 180),
+        hub.wait_for(lambda: delivered_everything(hub, since), 300,
                      "every pushed reading delivered to IS3 and Wattics", interval=2)
         final = Counter(ts for (_, _, ts) in dexma_held(hub, DEXMA_KEY, since))
         held = assert_platforms_hold_everything(hub, since)
