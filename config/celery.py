@@ -2,7 +2,12 @@ import os
 
 from celery import Celery, signals
 
+from apps.core import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# Before any broker connection: a worker must outlive Redis going away (apps/core/broker.py).
+broker.install()
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
