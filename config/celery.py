@@ -1,6 +1,8 @@
 import os
+import warnings
 
 from celery import Celery, signals
+from celery.exceptions import CPendingDeprecationWarning
 
 from apps.core import broker
 
@@ -8,6 +10,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # Before any broker connection: a worker must outlive Redis going away (apps/core/broker.py).
 broker.install()
+
+# Tasks keep running when the broker connection drops, by choice (config/settings.py
+# CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS); Celery would still log a
+# paragraph saying so on every lost connection, in the middle of an outage's log lines.
+warnings.filterwarnings("ignore", r"\s*In Celery 5\.1 we introduced an optional breaking change",
+                        CPendingDeprecationWarning)
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")

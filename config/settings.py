@@ -199,7 +199,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task running when the broker connection drops goes on: it works on the database and the
 # platforms, not the broker, and its batch's claim stays valid. (Celery 6 will default to
-# cancelling it; this keeps today's behaviour and silences the warning.)
+# cancelling it; this keeps today's behaviour. config/celery.py silences Celery's reminder.)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULER = "apps.core.beat:Scheduler"
 CELERY_TIMEZONE = "UTC"

@@ -14,10 +14,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 import redis
+from django.conf import settings
 from kombu import Connection
 from kombu.common import ignore_errors
 from kombu.transport import get_transport_cls
@@ -169,3 +171,19 @@ def test_the_hub_uses_it_for_a_redis_broker():
         assert isinstance(conn.transport, Transport)
         assert conn.as_uri().startswith("redis://")  # the worker's "Connected to" line
     assert get_transport_cls("rediss") is not Transport  # TLS keeps kombu's own
+
+
+def test_celerys_reminder_on_a_lost_connection_is_not_logged_other_warnings_are():
+    code = (
+        "import warnings\n"
+        "import config.celery\n"
+        "from celery.exceptions import CPendingDeprecationWarning\n"
+        "from celery.worker.consumer.consumer import CANCEL_TASKS_BY_DEFAULT\n"
+        "warnings.warn(CANCEL_TASKS_BY_DEFAULT, CPendingDeprecationWarning)\n"
+        "warnings.warn('another reminder', CPendingDeprecationWarning)\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                          text=True, timeout=60, cwd=settings.BASE_DIR)
+    assert done.returncode == 0, done.stderr
+    assert "another reminder" in done.stderr
+    assert "In Celery 5.1" not in done.stderr
