@@ -11,12 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Before any broker connection: a worker must outlive Redis going away (apps/core/broker.py).
 broker.install()
 
-# Tasks keep running when the broker connection drops, by choice (config/settings.py
-# CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS); Celery would still log a
-# paragraph saying so on every lost connection, in the middle of an outage's log lines.
-warnings.filterwarnings("ignore", r"\s*In Celery 5\.1 we introduced an optional breaking change",
-                        CPendingDeprecationWarning)
-
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
@@ -36,6 +30,16 @@ def _logging_from_django(**kwargs) -> None:
 
     dictConfig(settings.LOGGING)
     logging.captureWarnings(True)
+
+
+@signals.celeryd_after_setup.connect
+def _quiet_reconnect_reminder(**kwargs) -> None:
+    """Tasks keep running when the broker connection drops, by choice (config/settings.py
+    CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS), yet Celery logs a paragraph
+    saying so on every lost connection, in the middle of an outage's log lines. Its logging
+    setup turns all its reminders on; this runs after it and turns that one off."""
+    warnings.filterwarnings("ignore", r"\s*In Celery 5\.1 we introduced an optional breaking",
+                            CPendingDeprecationWarning)
 
 
 @signals.worker_init.connect
