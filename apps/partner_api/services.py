@@ -219,7 +219,8 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
         "rejected": len(rejections),
         "rejections": [{"index": i, "reason": r} for i, r in rejections],
     }
-    return Answer(200, body)
+    # As the asset and meter upserts: 201 when something new was stored, 200 otherwise.
+    return Answer(201 if result.inserted else 200, body)
 
 
 def _reading_in(item: dict[str, Any]) -> ReadingIn:

@@ -266,6 +266,8 @@ READINGS_POST = f"""Push up to {settings.PARTNER_API_MAX_BATCH:,} readings. Each
 validated on its own: the valid ones are stored (a reading with the same meter, parameter and
 `ts` as a stored one overwrites it), the invalid ones are quarantined for the operator and
 listed in `rejections` by their index in `readings`. The answer comes after the commit.
+It is 201 when the batch stored at least one new reading, 200 otherwise (overwrites,
+unchanged readings and rejections only), with the counts and rejections in the body either way.
 
 Send an `Idempotency-Key` header (any unique string, at most 255 characters) to make a retry
 safe: the same key with the same body returns the first answer (header
@@ -299,7 +301,8 @@ class ReadingsView(PartnerApiView):
             "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
             description="Makes a retried request a no-op that returns the first answer.")],
         request=serializers.ReadingBatchDocSerializer,
-        responses={200: serializers.BatchResultSerializer,
+        responses={201: serializers.BatchResultSerializer,
+                   200: serializers.BatchResultSerializer,
                    413: OpenApiResponse(serializers.ErrorSerializer,
                                         description="Body too large."),
                    422: OpenApiResponse(serializers.ErrorSerializer,

@@ -166,7 +166,7 @@ def _post(base: str, raw: str, body: bytes) -> dict:
                  headers={"X-API-Key": raw, "Content-Type": "application/json"})
     response = conn.getresponse()
     answer = response.read()
-    assert response.status == 200, answer[:300]
+    assert response.status in (200, 201), answer[:300]
     return json.loads(answer)
 
 

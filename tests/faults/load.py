@@ -209,7 +209,7 @@ class Pusher(threading.Thread):
                 time.sleep(0.5)
                 continue  # the same readings again: a retry overwrites, never duplicates
             elapsed = time.perf_counter() - began
-            if response.status_code != 200:
+            if response.status_code not in (200, 201):
                 self.stats.record("push", elapsed, f"{response.status_code} "
                                                    f"{response.text[:200]}")
                 time.sleep(0.5)

@@ -26,7 +26,7 @@ def test_push_is_stored_while_the_cache_is_down(api, deployment, make_device):
     with mock.patch("apps.partner_api.auth.cache", _CacheDown()), \
             mock.patch("apps.partner_api.throttling.cache", _CacheDown()):
         response = api.post("/api/v1/readings/", {"readings": [GOOD]}, format="json")
-    assert response.status_code == 200, response.content
+    assert response.status_code == 201, response.content
     assert Reading.objects.filter(device=meter).count() == 1
 
 

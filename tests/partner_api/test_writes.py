@@ -17,11 +17,23 @@ def meter(deployment, make_device):
 def test_a_valid_batch_is_stored_and_counted(api, meter):
     second = {**GOOD, "ts": "2026-03-01T00:15:00+01:00", "period_end": "2026-03-01T00:30:00+01:00"}
     response = api.post("/api/v1/readings/", {"readings": [GOOD, second]}, format="json")
-    assert response.status_code == 200
+    assert response.status_code == 201
     body = response.json()
     assert (body["received"], body["accepted"], body["inserted"], body["rejected"]) == (2, 2, 2, 0)
     assert Reading.objects.filter(device=meter).count() == 2
     assert Run.objects.get(kind="ingest").counts["inserted"] == 2
+
+
+def test_a_batch_that_stores_nothing_new_answers_200(api, meter):
+    api.post("/api/v1/readings/", {"readings": [GOOD]}, format="json")
+    again = api.post("/api/v1/readings/", {"readings": [GOOD]}, format="json")
+    changed = api.post("/api/v1/readings/", {"readings": [{**GOOD, "value": GOOD["value"] + 1}]},
+                       format="json")
+    refused = api.post("/api/v1/readings/", {"readings": [{**GOOD, "meter": "ghost"}]},
+                       format="json")
+    assert [again.status_code, changed.status_code, refused.status_code] == [200, 200, 200]
+    assert (again.json()["inserted"], changed.json()["updated"], refused.json()["rejected"]) == (
+        0, 1, 1)
 
 
 def test_a_partial_batch_stores_the_valid_and_reports_the_invalid_by_index(api, meter):
@@ -52,7 +64,7 @@ def test_an_idempotent_retry_returns_the_first_answer_and_stores_nothing_again(a
     seq = list(Reading.objects.values_list("seq", flat=True))
     retry = api.post("/api/v1/readings/", {"readings": readings}, format="json",
                      HTTP_IDEMPOTENCY_KEY="batch-1")
-    assert retry.status_code == first.status_code == 200
+    assert retry.status_code == first.status_code == 201
     assert retry.json() == first.json()
     assert first.headers["Idempotent-Replayed"] == "false"
     assert retry.headers["Idempotent-Replayed"] == "true"
