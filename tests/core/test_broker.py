@@ -11,8 +11,6 @@ These tests run their own Redis, stopped and started on the same port.
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from kombu.transport import get_transport_cls
 
 from apps.core.broker import CONNECTION_GONE, Transport
 from config.celery import app
+from tests.faults.harness import REDIS_SERVER, free_port
 
 KOMBU_REDIS = "kombu.transport.redis:Transport"
 HUB_REDIS = "apps.core.broker:Transport"
@@ -37,15 +36,13 @@ class PrivateRedis:
 
     def __init__(self, directory):
         self.directory = directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
+            [REDIS_SERVER, "--port", str(self.port),
              "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
              "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -368,11 +368,12 @@ class Hub:
         except requests.RequestException:
             return False
 
-    def start_worker(self) -> None:
-        self._spawn("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info",
+    def start_worker(self, app: str = "config", *options: str) -> None:
+        """Start the Celery worker of `app` (the hub's by default), with extra `options`."""
+        self._spawn("worker", [PYTHON, "-m", "celery", "-A", app, "worker", "-l", "info",
                                "-c", str(self.worker_concurrency), "-n",
                                f"faults-{self.web_port}@%h", "--without-gossip",
-                               "--without-mingle"])
+                               "--without-mingle", *options])
         self.wait_for(lambda: self._log_has("worker", " ready."), 60,
                       "the Celery worker to report ready")
 

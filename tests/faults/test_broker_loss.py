@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.broker_app import done_file
 from tests.faults.conftest import scaled
-from tests.faults.harness import PYTHON, HubError
+from tests.faults.harness import HubError
 
 pytestmark = pytest.mark.faults
 
@@ -36,11 +36,7 @@ def worker_alive(hub) -> bool:
 def test_worker_lives_through_redis_going_away_with_tasks_in_flight(hub_factory):
     rounds = scaled(5, 3)
     with hub_factory(beat=False, worker_concurrency=2) as hub:
-        hub._spawn("worker", [PYTHON, "-m", "celery", "-A", "tests.faults.broker_app",
-                              "worker", "-l", "info", "-c", "2", "-Q", "celery",
-                              "--prefetch-multiplier", "4", "--without-gossip",
-                              "--without-mingle"])
-        hub.wait_for(lambda: hub._log_has("worker", " ready."), 60, "the worker to be ready")
+        hub.start_worker("tests.faults.broker_app", "-Q", "celery", "--prefetch-multiplier", "4")
         pid = hub.pids("worker")[0]
         for round_ in range(rounds):
             hub.shell(SEND.format(n=10, s=1, t=f"busy{round_}"))
