@@ -134,7 +134,8 @@ class Selection:
         return set(self.parameters)
 
 
-def _validate_selection(*, deployment: Deployment, selection: Selection) -> dict[int, Device]:
+def _validate_selection(*, deployment: Deployment, selection: Selection,
+                        datasource: DexmaDatasource | None = None) -> dict[int, Device]:
     devices = {
         d.pk: d for d in Device.objects.filter(deployment=deployment, pk__in=selection.device_ids)
     }
@@ -149,8 +150,12 @@ def _validate_selection(*, deployment: Deployment, selection: Selection) -> dict
     if empty:
         raise DexmaError(f"choose at least one parameter for: {', '.join(empty)}")
     try:
+        fixed = {} if datasource is None else dict(
+            SelectedDevice.objects.filter(datasource=datasource)
+            .values_list("device_id", "resolutions"))
         selection.resolutions = selection_resolutions(devices=devices,
-                                                      parameters=selection.parameters)
+                                                      parameters=selection.parameters,
+                                                      fixed=fixed)
     except MappingError as exc:
         raise DexmaError(str(exc)) from exc
     return devices
@@ -288,7 +293,8 @@ def datasource_update(
     if not name:
         raise DexmaError("the datasource needs a name")
     if selection is not None:
-        _validate_selection(deployment=datasource.deployment, selection=selection)
+        _validate_selection(deployment=datasource.deployment, selection=selection,
+                            datasource=datasource)
     previous = (datasource.name, datasource.wanted_status)
     datasource.name, datasource.enabled = name, enabled
     if selection is not None:

@@ -218,3 +218,47 @@ def test_reading_changed_after_planning_goes_in_a_later_batch(deployment, main, 
 
     sent = [values_of(b) for b in bodies(responses.calls)]
     assert sent == [[("2026-06-01T02:00:00+02:00", 401, 2.0)]]
+
+
+@responses.activate
+def test_first_reading_fixes_the_resolution_of_a_device_selected_before_it_had_readings(
+        deployment, main, datasource):
+    # Selected with no readings: no resolution could be fixed at configuration time.
+    assert datasource.selections.get().resolutions == {}
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_energy_delta", quarter_hours(START, 4), period=QH)
+    deliver(datasource)
+    hourly = [START + dt.timedelta(hours=2 + i) for i in range(3)]
+    ingest(deployment, main, "active_energy_delta", hourly, value=4.0,
+           period=dt.timedelta(hours=1))
+
+    deliver(datasource)
+
+    sent = [p for body in bodies(responses.calls) for _, p, _ in values_of(body)]
+    assert sent == [40201] * 4  # no 40211: IS3 would answer OK and keep only one
+    energy = datasource.selections.get().parameters.get(key="active_energy_delta")
+    assert datasource.selections.get().resolutions == {str(energy.pk): "QH"}
+    reasons = list(Quarantine.objects.filter(source="dexma:hub-madrid-hq")
+                   .values_list("reason", flat=True))
+    assert len(reasons) == 3
+    assert all("H interval" in r and "configured at QH" in r for r in reasons)
+
+
+@responses.activate
+def test_a_fixed_resolution_survives_editing_the_selection(deployment, main, datasource):
+    from apps.dexma.services import Selection, datasource_update
+
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_energy_delta", quarter_hours(START, 2), period=QH)
+    deliver(datasource)
+    ingest(deployment, main, "active_energy_delta", [START + dt.timedelta(hours=3)],
+           period=dt.timedelta(hours=1))
+    deliver(datasource)
+    selected = datasource.selections.get()
+    parameters = {selected.device_id: set(selected.parameters.values_list("pk", flat=True))}
+
+    # Readings now exist at two resolutions; the edit keeps the one the platform holds.
+    datasource_update(datasource=datasource, name="Madrid HQ", enabled=True,
+                      selection=Selection(parameters=parameters))
+
+    assert set(datasource.selections.get().resolutions.values()) == {"QH"}

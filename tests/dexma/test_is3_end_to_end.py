@@ -148,3 +148,29 @@ def test_live_delivery_reaches_the_sandbox_platform(platform, installation, mete
 
     assert result.sent == 1 and result.values_sent == 368
     assert Is3Stats.objects.get(datasource=remote).stored == 368
+
+
+def test_hourly_values_after_quarter_hours_are_quarantined_not_lost_at_the_platform(
+        platform, installation, deployment, make_device):
+    from apps.core.models import Quarantine
+    from apps.sandbox.dexma.models import Is3Value
+
+    remote = platform_datasource(platform)
+    meter = make_device(deployment, "MAD-NEW-03")
+    datasource = datasource_with(installation, [meter], ["active_energy_delta"],
+                                 platform_id=remote.pk)
+    start = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    ingest(deployment, meter, "active_energy_delta",
+           [start + dt.timedelta(minutes=15 * i) for i in range(8)],
+           period=dt.timedelta(minutes=15))
+    delivery.datasource_deliver(datasource=datasource)
+    ingest(deployment, meter, "active_energy_delta",
+           [start + dt.timedelta(hours=3 + i) for i in range(5)], value=4.0,
+           period=dt.timedelta(hours=1))
+
+    delivery.datasource_deliver(datasource=datasource)
+
+    held = Is3Value.objects.filter(series__datasource=remote).count()
+    quarantined = Quarantine.objects.filter(source=f"dexma:{datasource.key}").count()
+    stats = Is3Stats.objects.get(datasource=remote)
+    assert (held, quarantined, stats.discarded) == (8, 5, 0)

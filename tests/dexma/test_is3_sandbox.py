@@ -90,3 +90,12 @@ def test_kept_values_are_served_by_the_readings_read_back(client, platform_ds):
 
     assert response.json() == {"values": [{"ts": "2026-06-01T02:00:00+02:00", "v": 1.5},
                                           {"ts": "2026-06-01T02:15:00+02:00", "v": 2.5}]}
+
+
+def test_a_second_discrete_resolution_is_answered_ok_and_silently_dropped(client, platform_ds):
+    post(client, [msg("2026-06-01T02:00:00+02:00", 40201, 1.0)])
+    response = post(client, [msg("2026-06-01T03:00:00+02:00", 40211, 4.0),   # hourly delta
+                             msg("2026-06-01T03:00:00+02:00", 40201, 2.0),
+                             msg("2026-06-01T03:00:00+02:00", 40102, 9.0)])  # other base code
+    assert response.status_code == 200 and response.content == b"OK"
+    assert stats(platform_ds).discarded == 1 and stats(platform_ds).stored == 3

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Q, TextField
 from django.db.models.functions import Cast
 
@@ -26,7 +26,7 @@ from apps.dexma.mapping import (
     frequency_of,
     misalignment,
 )
-from apps.dexma.models import DexmaDatasource
+from apps.dexma.models import DexmaDatasource, SelectedDevice
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def _frequencies(device: Device, parameter: Parameter) -> set[str]:
 
 
 def selection_resolutions(
-    *, devices: dict[int, Device], parameters: dict[int, set[int]]
+    *, devices: dict[int, Device], parameters: dict[int, set[int]],
+    fixed: dict[int, dict[str, str]] | None = None,
 ) -> dict[int, dict[str, str]]:
     """Check what the platform can take and fix each interval parameter's resolution.
 
@@ -56,7 +57,10 @@ def selection_resolutions(
     that has none, an interval frequency that has none, and a device parameter with two
     discrete resolutions (the seed: a device parameter cannot have two at once).
     Returns {device id: {parameter id: frequency}} for interval parameters with readings.
+    A resolution already in `fixed` (what the datasource sent before) stays as it is: the
+    platform holds it, and readings at any other resolution are quarantined when sent.
     """
+    fixed = fixed or {}
     catalogue = {p.pk: p for p in Parameter.objects.filter(
         pk__in={p for ps in parameters.values() for p in ps})}
     result: dict[int, dict[str, str]] = {}
@@ -76,7 +80,8 @@ def selection_resolutions(
                 if parameter.kind != Parameter.Kind.INTERVAL:
                     code_for(parameter)
                     continue
-                found = _frequencies(device, parameter)
+                kept = fixed.get(device_id, {}).get(str(parameter_id))
+                found = {kept} if kept else _frequencies(device, parameter)
                 for frequency in found:
                     code_for(parameter, frequency)
             except MappingError as exc:
@@ -99,6 +104,17 @@ def selection_resolutions(
     if errors:
         raise MappingError("; ".join(errors))
     return result
+
+
+def _first_frequency(readings) -> str | None:
+    """The frequency of the earliest of these interval readings that has one."""
+    for start, end in readings.filter(period_end__isnull=False).order_by("ts").values_list(
+            "ts", "period_end")[:50]:
+        try:
+            return frequency_of(start, end)
+        except MappingError:
+            continue
+    return None
 
 
 def channels_of(datasource: DexmaDatasource) -> dict[tuple[int, int], Channel]:
@@ -313,6 +329,52 @@ class Is3Sender:
                 logger.warning("prefetch of batch %s failed; building it again", batch.pk)
         return batch_build(batch, datasource, self.channels)
 
+    def _fix_resolutions(self, batch: OutboundBatch) -> None:
+        """Fix the resolution of interval device parameters this batch sends first.
+
+        A device selected before it had readings has no resolution yet. IS3 keeps one
+        discrete resolution per device parameter and silently drops values of another (seed:
+        "a device parameter cannot have two discrete resolutions at once"), so the first
+        reading sent decides, and is recorded before it goes: later readings of another
+        resolution are quarantined, never sent to be lost. Locked per selection, so a live
+        delivery and a backfill of the same datasource cannot fix two different ones.
+        """
+        open_pairs = [pair for pair, c in self.channels.items()
+                      if c.interval and not c.frequency]
+        if not open_pairs:
+            return
+        readings = batch_readings(batch, self.datasource)
+        changed = False
+        with transaction.atomic():
+            selections = {s.device_id: s for s in SelectedDevice.objects.select_for_update()
+                          .filter(datasource_id=self.datasource.pk,
+                                  device_id__in={d for d, _ in open_pairs})}
+            for device_id, parameter_id in open_pairs:
+                selection = selections.get(device_id)
+                if selection is None:
+                    continue
+                key = str(parameter_id)
+                if key not in selection.resolutions:
+                    frequency = _first_frequency(readings.filter(
+                        device_id=device_id, parameter_id=parameter_id))
+                    if frequency is None:
+                        continue
+                    code = self.channels[(device_id, parameter_id)].parameter.dexma_code
+                    # The platform's device parameter is the did and the base code: another
+                    # interval parameter of the same code may have fixed it already.
+                    frequency = next(
+                        (selection.resolutions[str(p)] for (d, p), c in self.channels.items()
+                         if d == device_id and c.interval and c.parameter.dexma_code == code
+                         and str(p) in selection.resolutions), frequency)
+                    selection.resolutions = {**selection.resolutions, key: frequency}
+                    selection.save(update_fields=["resolutions"])
+                    logger.info("DEXMA datasource %s: %s/%s fixed at %s by its first reading",
+                                self.datasource.pk, device_id, parameter_id, frequency)
+                changed = True
+        if changed:
+            self.channels = channels_of(self.datasource)
+            self._next = None  # a prefetched build used the open resolutions
+
     def __call__(self, batch: OutboundBatch) -> Outcome:
         # The local state decides (asking the platform before each insert would exhaust the
         # APIv3 budget): a datasource disabled after planning gets nothing.
@@ -321,6 +383,7 @@ class Is3Sender:
             return Outcome(ok=False, retry_after=DISABLED_RETRY_SECONDS, error=(
                 f"DEXMA datasource '{self.datasource.name}' is not enabled here (enabled, "
                 "consent and platform status); not sent, kept until it is enabled again"))
+        self._fix_resolutions(batch)
         built = self._built(batch, current)
         if self._pool is not None:
             self._prefetch_after(batch, current)

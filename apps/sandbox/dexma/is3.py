@@ -1,7 +1,9 @@
 """The simulated IS3 (POST /sandbox/dexma/is3/readings) and the APIv3 readings read-back.
 
 Faithful to the traps of the seed: a misaligned interval reading is answered 200 `OK` and
-silently dropped; more than 5,000 values in one body is refused; the datasource must exist,
+silently dropped, and so is an interval reading of a second discrete resolution of a device
+parameter (seed: "a device parameter cannot have two discrete resolutions at once": the
+resolution it holds first stays); more than 5,000 values in one body is refused; the datasource must exist,
 be ENABLED and present its source token. What is kept can be read back through
 `GET /v3/readings`, and the counters (overwrites, out-of-order inserts, discarded values)
 show how a delivery behaved. Alignment is checked here independently of the hub's code.
@@ -125,9 +127,27 @@ def readings(request: HttpRequest) -> HttpResponse:
         return _text(400, f"Too many readings: {len(parsed)} in one message, at most "
                           f"{MAX_VALUES}")
     zone = _zone(datasource.timezone)
-    kept = [value for value in parsed if aligned(value[2], value[1], zone)]
+    kept = _one_resolution(datasource, [value for value in parsed
+                                        if aligned(value[2], value[1], zone)])
     _store(datasource, kept, discarded=len(parsed) - len(kept))
     return _text(200, "OK")
+
+
+def _one_resolution(datasource: PlatformDatasource, values: list) -> list:
+    """Interval values of a resolution other than the one their device parameter (did and
+    base code) already holds, or first arrived with in this body, are dropped."""
+    held: dict[tuple[str, int], int] = {}
+    for did, p in Is3Series.objects.filter(
+        datasource=datasource, did__in={v[0] for v in values}, p__gte=10000
+    ).order_by("pk").values_list("did", "p"):
+        held.setdefault((did, p // 100), (p // 10) % 10)
+    kept = []
+    for value in values:
+        did, _, p, _ = value
+        if p >= 10000 and held.setdefault((did, p // 100), (p // 10) % 10) != (p // 10) % 10:
+            continue
+        kept.append(value)
+    return kept
 
 
 def _series_for(datasource: PlatformDatasource, keys: set[tuple[str, int]],
