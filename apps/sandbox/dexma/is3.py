@@ -3,10 +3,11 @@
 Faithful to the traps of the seed: a misaligned interval reading is answered 200 `OK` and
 silently dropped, and so is an interval reading of a second discrete resolution of a device
 parameter (seed: "a device parameter cannot have two discrete resolutions at once": the
-resolution it holds first stays); more than 5,000 values in one body is refused; the datasource must exist,
-be ENABLED and present its source token. What is kept can be read back through
-`GET /v3/readings`, and the counters (overwrites, out-of-order inserts, discarded values)
-show how a delivery behaved. Alignment is checked here independently of the hub's code.
+resolution it holds first stays); more than 5,000 values in one body is refused; the
+datasource must exist, be ENABLED and present its source token. What is kept can be read
+back through `GET /v3/readings`, and the counters (overwrites, out-of-order inserts,
+discarded values) show how a delivery behaved. Alignment is checked here independently of
+the hub's code.
 """
 
 from __future__ import annotations
