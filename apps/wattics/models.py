@@ -169,8 +169,11 @@ class WatticsStream(models.Model):
     link = models.OneToOneField(DeliveryLink, on_delete=models.PROTECT, related_name="+")
     # Planning watermarks: readings up to planned_seq were examined; packets up to
     # planned_ts are in batches. Anything older than planned_ts arriving later is late.
+    # A sweep too large for one round plans by time, whole instants at once: round_seq is
+    # its seq snapshot, and readings up to it at or before planned_ts are planned.
     planned_seq = models.BigIntegerField(default=0)
     planned_ts = models.DateTimeField(null=True, blank=True)
+    round_seq = models.BigIntegerField(null=True, blank=True)
     # Sending state: Wattics' last accepted packet, and the last packet we are done with
     # (accepted, or refused with 400 and quarantined).
     last_accepted_ts = models.DateTimeField(null=True, blank=True)
@@ -179,6 +182,9 @@ class WatticsStream(models.Model):
     needs_resync = models.BooleanField(default=True)
     sent_count = models.BigIntegerField(default=0)
     late_count = models.BigIntegerField(default=0)
+    held_count = models.BigIntegerField(
+        default=0, help_text="Readings not sent because Wattics already held packets up to "
+                             "their instant when this stream started (an earlier stream's).")
     refused_count = models.BigIntegerField(default=0)
     observed_interval_seconds = models.PositiveIntegerField(null=True, blank=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)

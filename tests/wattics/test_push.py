@@ -72,7 +72,8 @@ def test_continues_right_after_the_last_packet_wattics_already_has(
     assert stamps(wattics.posts) == ["2026-03-02T10:30:00.000+01:00",
                                      "2026-03-02T10:45:00.000+01:00"]
     stream.refresh_from_db()
-    assert stream.late_count == 2
+    # Already at Wattics when the stream started: not undeliverable, nothing to fix.
+    assert (stream.held_count, stream.late_count) == (2, 0)
 
 
 def test_marks_readings_older_than_what_was_sent_as_late_and_never_sends_them(
@@ -299,3 +300,79 @@ def test_a_long_history_is_sent_in_slices_each_continued_by_a_new_task(
     assert sum(sent) == 24 and 2 <= len([n for n in sent if n]) <= 6, sent
     assert all(c["more"] for c in counts[:-1]) and not counts[-1]["more"], counts
     assert [p["value"] for p in wattics.posts] == list(range(24))
+
+
+def test_a_round_never_ends_inside_an_instant_when_history_came_one_parameter_at_a_time(
+        deployment, account, make_stream, wattics, settings):
+    settings.WATTICS_PLAN_MAX_READINGS = 5  # rounds of a few readings, as at 200,000 by scale
+    stream = make_stream(deployment, kind="electricity")
+    for parameter, base in (("active_power", 1000.0), ("voltage", 230.0),
+                            ("active_energy", 10.0)):
+        ingest(deployment, stream.device, parameter, [base + i for i in range(12)])
+
+    for _ in range(10):
+        stream_push(stream=stream)
+        due_now(stream)
+
+    assert len(wattics.posts) == 12
+    assert all({"aP_1", "v_1", "pC_1"} <= set(p) for p in wattics.posts)
+    assert [p["pC_1"] for p in wattics.posts] == [(10 + i) * 1000 for i in range(12)]
+    stream.refresh_from_db()
+    assert (stream.late_count, stream.round_seq) == (0, None)
+
+
+def test_a_round_takes_one_crowded_instant_whole(deployment, account, make_stream, wattics,
+                                                 settings):
+    settings.WATTICS_PLAN_MAX_READINGS = 2
+    stream = make_stream(deployment, kind="electricity")
+    for parameter in ("active_power", "voltage", "current"):
+        ingest(deployment, stream.device, parameter, [1.0, 2.0])
+
+    stream_push(stream=stream)
+    due_now(stream)
+    stream_push(stream=stream)
+
+    assert [sorted(p) for p in wattics.posts] == [["aP_1", "c_1", "id", "tsISO8601", "v_1"]] * 2
+
+
+def test_readings_arriving_between_the_rounds_of_a_sweep_are_late_only_if_older(
+        deployment, account, make_stream, wattics, settings):
+    settings.WATTICS_PLAN_MAX_READINGS = 4
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", [20, 21, 22, 23, 24, 25, 26, 27])
+    stream_push(stream=stream)  # plans the first four instants of eight
+    stream.refresh_from_db()
+    assert stream.round_seq is not None and stream.planned_ts == T0 + 3 * Q
+    # A correction of an instant already planned, and of one still to come.
+    ingest(deployment, stream.device, "temperature", [None, 31, None, None, None, 35])
+
+    for _ in range(3):
+        due_now(stream)
+        stream_push(stream=stream)
+
+    assert [p["value"] for p in wattics.posts] == [20, 21, 22, 23, 24, 35, 26, 27]
+    late = WatticsLatePacket.objects.get(stream=stream)
+    assert late.ts == T0 + Q and late.packet["value"] == 31
+    stream.refresh_from_db()
+    assert (stream.late_count, stream.round_seq) == (1, None)
+
+
+def test_a_recreated_stream_resumes_after_the_collectors_last_packet_without_late_history(
+        deployment, account, make_stream, wattics):
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", [20, 21, 22])
+    stream_push(stream=stream)
+    device = stream.device
+    stream.delete()
+    ingest(deployment, device, "temperature", [None, None, None, 23, 24])
+
+    from apps.wattics.services import stream_create
+
+    again = stream_create(device=device, meter_id="wm-1", kind="single",
+                          channels={"value": "temperature"}, timezone="Europe/Madrid")
+    stream_push(stream=again)
+
+    assert [p["value"] for p in wattics.posts] == [20, 21, 22, 23, 24]
+    again.refresh_from_db()
+    assert (again.late_count, again.held_count) == (0, 3)
+    assert not WatticsLatePacket.objects.filter(stream=again).exists()

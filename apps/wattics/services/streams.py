@@ -50,6 +50,7 @@ class PlanResult:
     packets: int = 0
     late_readings: int = 0
     late_packets: int = 0
+    held_readings: int = 0  # already at Wattics before the stream started
     batches: int = 0
 
 
@@ -124,20 +125,31 @@ def stream_channels(*, stream: WatticsStream) -> list[Channel]:
     return channels
 
 
-def _round_upper(base, limit: int) -> int | None:
-    """The highest seq of this round: at most `limit` readings are planned at once."""
-    at_limit = list(base.order_by("seq").values_list("seq", flat=True)[limit - 1:limit])
-    if at_limit:
-        return at_limit[0]
-    return base.aggregate(top=Max("seq"))["top"]
+def _cut(candidates, limit: int) -> dt.datetime | None:
+    """The last instant of this round: whole instants holding about `limit` readings.
+
+    Wattics takes one packet per instant, in time order, and a packet sent without one of its
+    channels can never be completed (a later packet at the same instant is discarded). So a
+    round ends on an instant boundary: the instant of the `limit`-th reading is taken whole.
+    """
+    at_limit = list(candidates.order_by("ts").values_list("ts", flat=True)[limit - 1:limit])
+    return at_limit[0] if at_limit else None
 
 
 def stream_plan(*, stream: WatticsStream) -> PlanResult:
     """Turn the stream's new readings into batches of packets, in time order.
 
+    A round looks at the readings changed since `planned_seq`, up to a snapshot of the
+    newest seq, and plans them by time, whole instants at a time. A round that cannot take
+    them all (more than WATTICS_PLAN_MAX_READINGS) plans the earliest instants, keeps
+    `planned_seq` and remembers its snapshot in `round_seq`: the next round goes on after
+    `planned_ts` with the same readings, so no instant is ever split between two rounds.
+
     Readings at or before what is already planned (or already at Wattics) can never be
     delivered: Wattics discards packets that are not chronological. They are recorded as
-    late packets and counted on the stream, never sent.
+    late packets and counted on the stream, never sent. On a stream's very first round,
+    readings up to the packet Wattics already held when the stream started (a meter fed
+    before, by an earlier stream) are counted as already at Wattics instead.
     """
     result = PlanResult()
     channels = stream_channels(stream=stream)
@@ -148,17 +160,33 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
     zone = stream.zone_name
     with transaction.atomic():
         locked = WatticsStream.objects.select_for_update().get(pk=stream.pk)
-        base = Reading.objects.filter(cond, seq__gt=locked.planned_seq)
-        upper = _round_upper(base, settings.WATTICS_PLAN_MAX_READINGS)
-        if upper is None:
+        changed = Reading.objects.filter(cond, seq__gt=locked.planned_seq)
+        snapshot = changed.aggregate(top=Max("seq"))["top"]
+        if snapshot is None:
             return result
+        scope = changed.filter(seq__lte=snapshot)
+        if locked.round_seq is not None and locked.planned_ts is not None:
+            # Planned by the earlier rounds of this sweep, and unchanged since.
+            scope = scope.exclude(seq__lte=locked.round_seq, ts__lte=locked.planned_ts)
+        if locked.start_at:
+            scope = scope.filter(ts__gte=locked.start_at)
+        marks = [t for t in (locked.planned_ts, locked.last_accepted_ts) if t is not None]
+        watermark = max(marks) if marks else None
+        candidates = scope if watermark is None else scope.filter(ts__gt=watermark)
+        cut = _cut(candidates, settings.WATTICS_PLAN_MAX_READINGS)
+        partial = cut is not None and candidates.filter(ts__gt=cut).exists()
+        first_round = locked.planned_seq == 0 and locked.planned_ts is None
+        held_through = locked.last_accepted_ts if first_round else None
+
         fields: dict[dt.datetime, dict[str, float]] = defaultdict(dict)
         counts: dict[dt.datetime, int] = defaultdict(int)
-        rows = base.filter(seq__lte=upper).values_list("device_id", "parameter_id", "ts", "value")
+        rows = (scope.filter(ts__lte=cut) if partial else scope).values_list(
+            "device_id", "parameter_id", "ts", "value")
         refused = []
         for device_id, parameter_id, ts, value in rows.iterator(chunk_size=5000):
             result.readings += 1
-            if locked.start_at and ts < locked.start_at:
+            if held_through is not None and ts <= held_through:
+                result.held_readings += 1
                 continue
             channel = by_pair[(device_id, parameter_id)]
             converted = convert(value, channel.factor)
@@ -177,8 +205,6 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
             fields[ts][channel.field] = converted
             counts[ts] += 1
         Quarantine.objects.bulk_create(refused)
-        marks = [t for t in (locked.planned_ts, locked.last_accepted_ts) if t is not None]
-        watermark = max(marks) if marks else None
         packets, late = [], []
         for ts in sorted(fields):
             packet = build_packet(locked.meter_id, ts, zone, fields[ts])
@@ -196,18 +222,25 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
         size = settings.WATTICS_BATCH_PACKETS
         chunks = [packets[i:i + size] for i in range(0, len(packets), size)]
         for number, chunk in enumerate(chunks):
-            last = number == len(chunks) - 1
+            # The sweep's last batch carries its seq range: the link's cursor moves once
+            # everything up to the snapshot is at Wattics.
+            last = number == len(chunks) - 1 and not partial
             batch_enqueue(
                 link=locked.link,
                 seq_from=locked.planned_seq if last else None,
-                seq_to=upper if last else None,
+                seq_to=snapshot if last else None,
                 payload={"packets": [p for _, p in chunk]},
                 item_count=len(chunk),
-                key=f"{PLATFORM}:{locked.link_id}:{upper}:{number}",
+                key=f"{PLATFORM}:{locked.link_id}:{locked.pk}:{snapshot}:"
+                    f"{chunk[0][0].timestamp():.0f}:{number}",
             )
         result.batches = len(chunks)
-        changes: dict = {"planned_seq": upper,
-                         "late_count": locked.late_count + result.late_readings}
+        changes: dict = {"late_count": locked.late_count + result.late_readings,
+                         "held_count": locked.held_count + result.held_readings}
+        if partial:
+            changes.update(round_seq=snapshot, planned_ts=cut)
+        else:
+            changes.update(planned_seq=snapshot, round_seq=None)
         if packets:
             changes["planned_ts"] = packets[-1][0]
             times = ([locked.planned_ts] if locked.planned_ts else []) + [t for t, _ in packets]
