@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core import mail
 
 from apps.core.models import Device, Quarantine, Reading, Run, Site
 from apps.pull.models import Connection, SeenUnit
@@ -104,12 +105,17 @@ def test_loop_guard_stops_a_cursor_that_points_back(
     profile = make_profile(pagination="cursor", meter_count=40, loop_cursor=True)
     connection = make_connection(live_server.url, profile, roles=("meters",))
 
+    Connection.objects.filter(pk=connection.pk).update(notify_email="ops@example.com")
+
     run = _sync(connection, sleeps)
 
-    assert run.status in (Run.Status.PARTIAL, Run.Status.FAILED)
-    assert "twice" in run.error
-    assert run.status == Run.Status.PARTIAL
+    # What the first pages held is stored, but the provider's paging is broken: the run
+    # failed, so that the first such run alerts.
+    assert run.status == Run.Status.FAILED and "twice" in run.error
     assert run.counts["pages"] == 3  # page 3 points back at page 2, which is not fetched again
+    assert Device.objects.filter(external_id__isnull=False).exists()
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+    assert "failed" in mail.outbox[0].subject
 
 
 @live

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.core.models import Device, Site
-from apps.pull.client import UpstreamClient
+from apps.pull.client import LoopDetected, UpstreamClient
 from apps.pull.mapping import MappingError, RecordMapper, category, check_unit
 from apps.pull.models import Connection, Endpoint, SeenUnit
 from apps.pull.services.common import StageCounts, quarantine_record
@@ -30,6 +30,8 @@ class EntityResult:
     units_registered: list[str] = field(default_factory=list)
     complete: bool = True
     error: str = ""
+    # The provider's API is broken in a way no retry fixes (its pagination loops).
+    broken: bool = False
 
 
 def local_id_for(external_id: str) -> str:
@@ -55,6 +57,7 @@ def entities_sync(
                          derive_assets=assets is None, run=run)
     except Exception as exc:
         result.complete = False
+        result.broken = isinstance(exc, LoopDetected)
         result.error = f"entities: {type(exc).__name__}: {exc}"
         return result
     if endpoints.get(Endpoint.Role.METERS):

@@ -87,7 +87,11 @@ def _sync(connection, *, sleep, now, on_page, task_id) -> Run:
             if errors:
                 run.error = "; ".join(errors)
                 progressed = stored or usage.counts.unchanged or usage.windows
-                run.status = Run.Status.PARTIAL if progressed else Run.Status.FAILED
+                # A looping cursor fails every run the same way until the provider fixes
+                # it: failed, so that the first one alerts, whatever else was stored.
+                broken = entities.broken or usage.broken
+                run.status = (Run.Status.PARTIAL if progressed and not broken
+                              else Run.Status.FAILED)
     except Exception as exc:
         logger.warning("pull: sync of %s failed: %s", connection, exc)
     finally:

@@ -53,6 +53,7 @@ class UsageResult:
     complete: bool = True
     error: str = ""
     watermark: dt.datetime | None = None
+    broken: bool = False  # as EntityResult.broken
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ def usage_sync(
                     _window_fetch(connection, client, endpoint, converters[endpoint.role], start,
                                   end, zone, buffer, result, run, flush, on_page)
             except LoopDetected as exc:
-                result.complete, result.error = False, f"usage: {exc}"
+                result.complete, result.error, result.broken = False, f"usage: {exc}", True
                 break
             except HubHTTPError as exc:
                 shrinkable = isinstance(exc, TransientError | PermanentError) and (
