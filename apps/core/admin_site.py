@@ -84,3 +84,21 @@ class HubAdminSite(admin.AdminSite):
             "chart_total_accepted": sum(d.accepted for d in per_day),
             "chart_total_quarantined": sum(d.quarantined for d in per_day),
         }
+
+
+def link_accounts_html(accounts) -> str:
+    """A link's reading accounts as a small table: accepted = delivered + pending +
+    undeliverable (by reason), with any difference called out."""
+    from django.utils.html import format_html, format_html_join
+
+    rows = [("Accepted", f"{accounts.accepted:,}"), ("Delivered", f"{accounts.delivered:,}"),
+            ("Pending", f"{accounts.pending:,}")]
+    rows += [(f"Undeliverable: {reason}", f"{count:,}")
+             for reason, count in sorted(accounts.undeliverable.items())]
+    table = format_html(
+        '<table class="hub-accounts">{}</table><p class="help">{}.</p>',
+        format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows), accounts.scope)
+    if accounts.unaccounted:
+        table += format_html('<p class="hub-alert">{} reading(s) unaccounted for: report '
+                             'this as a bug.</p>', accounts.unaccounted)
+    return table

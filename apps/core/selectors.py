@@ -2,6 +2,7 @@
 
 import datetime as dt
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from django.db import connection, models
 from django.db.models import Count, Min, OuterRef, QuerySet, Subquery, Sum
@@ -214,3 +215,28 @@ def readings_per_day(*, days: int = 30, today: dt.date | None = None) -> list[Da
 
 def runs_latest(*, limit: int = 10) -> list[Run]:
     return list(Run.objects.select_related("deployment").order_by("-started_at")[:limit])
+
+
+@dataclass(slots=True)
+class LinkAccounts:
+    """Where every reading a link is responsible for stands, in its current version.
+
+    The states partition the readings in scope, so they add up to `accepted`; `unaccounted`
+    is what does not (a bug to report, never expected).
+    """
+
+    accepted: int = 0
+    delivered: int = 0
+    pending: int = 0
+    undeliverable: dict[str, int] = dataclass_field(default_factory=dict)
+    unaccounted: int = 0
+    scope: str = ""
+
+    @property
+    def undeliverable_total(self) -> int:
+        return sum(self.undeliverable.values())
+
+    def close(self) -> "LinkAccounts":
+        self.unaccounted = (self.accepted - self.delivered - self.pending
+                            - self.undeliverable_total)
+        return self

@@ -11,7 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.dexma import delivery, services, tasks
+from apps.core.admin_site import link_accounts_html
+from apps.dexma import delivery, selectors, services, tasks
 from apps.dexma.mapping import MappingError
 from apps.dexma.models import Backfill, DexmaDatasource, Installation, SelectedDevice
 
@@ -76,7 +77,8 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
     list_select_related = ("deployment", "link")
     readonly_fields = ("installation", "deployment", "platform_id", "key", "platform_status",
                        "consent_suspended", "link", "last_sync_at", "last_error", "verified_at",
-                       "verification", "verification_details", "created_at", "updated_at")
+                       "verification", "verification_details", "accounts", "created_at",
+                       "updated_at")
     # The source token stays out of the form; only what ops may decide is editable.
     fields = ("name", "enabled", *readonly_fields)
     inlines = (SelectedDeviceInline,)
@@ -88,6 +90,10 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # "Delete on the platform" removes both sides; a local-only delete strands it
+
+    @admin.display(description="Readings")
+    def accounts(self, obj: DexmaDatasource) -> str:
+        return link_accounts_html(selectors.datasource_accounts(datasource=obj))
 
     @admin.display(description="last delivery")
     def last_delivery(self, obj: DexmaDatasource):

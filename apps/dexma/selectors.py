@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
-from apps.core.models import Deployment, Device, Parameter, Reading
+from apps.core.models import Deployment, Device, OutboundBatch, Parameter, Quarantine, Reading
+from apps.core.selectors import LinkAccounts
+from apps.dexma.delivery.batches import channels_of, pairs_q
 from apps.dexma.models import DexmaDatasource
 
 # For the same quantity, the plain kind is the one worth a datapoint: the platform derives
@@ -99,3 +101,47 @@ def datasources_of(*, deployment: Deployment) -> QuerySet[DexmaDatasource]:
         .select_related("link")
         .order_by("name")
     )
+
+
+def _undeliverable_reason(reason: str) -> str:
+    if "misaligned" in reason:
+        return "misaligned interval (IS3 drops it)"
+    if "discrete resolution" in reason:
+        return "second resolution of a device parameter (IS3 keeps one)"
+    return "not mappable to a DEXMA code"
+
+
+def datasource_accounts(*, datasource: DexmaDatasource) -> LinkAccounts:
+    """Live delivery's readings (those after the datasource's live start, of the devices and
+    parameters it sends now): delivered, pending, undeliverable by reason. History sent by a
+    backfill is counted on the backfill."""
+    accounts = LinkAccounts(scope="live delivery: readings after the datasource's start, "
+                                  "of what it sends now")
+    pairs = sorted(channels_of(datasource))
+    if datasource.link_id is None or not pairs:
+        return accounts
+    live = OutboundBatch.objects.filter(link_id=datasource.link_id, seq_from__isnull=False)
+    first = live.order_by("position").values_list("seq_from", flat=True).first()
+    start = first if first is not None else datasource.link.cursor
+    readings = Reading.objects.filter(pairs_q(pairs), seq__gt=start)
+    batch_state = Subquery(live.filter(seq_from__lt=OuterRef("seq"), seq_to__gte=OuterRef("seq"))
+                           .values("state")[:1])
+    by_state = dict(readings.annotate(state=batch_state).values("state")
+                    .annotate(n=Count("pk")).values_list("state", "n"))
+    refused = {}
+    for entry in Quarantine.objects.filter(source=f"dexma:{datasource.key}"):
+        refused[entry.payload.get("reading_id")] = _undeliverable_reason(entry.reason)
+    refused_states = readings.filter(pk__in=[pk for pk in refused if pk is not None]).annotate(
+        state=batch_state).values_list("pk", "state")
+    for pk, state in refused_states:
+        by_state[state] -= 1
+        reason = refused[pk]
+        accounts.undeliverable[reason] = accounts.undeliverable.get(reason, 0) + 1
+    state = OutboundBatch.State
+    dead = by_state.pop(state.DEAD, 0)
+    if dead:
+        accounts.undeliverable["in dead batches (requeue them)"] = dead
+    accounts.accepted = readings.count()
+    accounts.delivered = by_state.pop(state.SENT, 0)
+    accounts.pending = sum(by_state.values())  # open batches, and not yet planned (None)
+    return accounts.close()

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin_site import link_accounts_html
 from apps.core.forms import https_url_formfield
 from apps.core.models import DeliveryLink, Parameter, Run
 from apps.core.services import link_get_or_create
@@ -155,11 +156,11 @@ class WatticsStreamAdmin(admin.ModelAdmin):
     raw_id_fields = ("device",)
     inlines = (ChannelInline,)
     actions = ("push_now", "pause", "resume")
-    readonly_fields = ("account_used", "delivery", "progress", "health")
+    readonly_fields = ("account_used", "delivery", "progress", "accounts", "health")
     fieldsets = (
         (None, {"fields": ("deployment", "device", "meter_id", "kind", "interval_seconds",
                            "timezone", "start_at")}),
-        ("Delivery", {"fields": ("account_used", "delivery", "progress")}),
+        ("Delivery", {"fields": ("account_used", "delivery", "progress", "accounts")}),
         ("Cadence and holes (last 7 days)", {"fields": ("health",)}),
     )
     change_list_template = "wattics/stream_changelist.html"
@@ -276,10 +277,15 @@ class WatticsStreamAdmin(admin.ModelAdmin):
             ("Packets sent", obj.sent_count),
             ("Refused with 400 (quarantined)", obj.refused_count),
             ("Late readings (undeliverable)", obj.late_count),
+            ("Already at Wattics when the stream started", obj.held_count),
             ("Last error", obj.last_error or "—"),
         ]
         return format_html('<table class="wattics-facts">{}</table>', format_html_join(
             "", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+    @admin.display(description="Readings")
+    def accounts(self, obj: WatticsStream) -> str:
+        return link_accounts_html(selectors.stream_accounts(stream=obj))
 
     @admin.display(description="Backlog")
     def progress(self, obj: WatticsStream) -> str:

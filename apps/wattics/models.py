@@ -185,6 +185,9 @@ class WatticsStream(models.Model):
     held_count = models.BigIntegerField(
         default=0, help_text="Readings not sent because Wattics already held packets up to "
                              "their instant when this stream started (an earlier stream's).")
+    held_through_ts = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Wattics' last packet when this stream first planned: held before it.")
     refused_count = models.BigIntegerField(default=0)
     observed_interval_seconds = models.PositiveIntegerField(null=True, blank=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)

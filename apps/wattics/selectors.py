@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from apps.core.models import Device, OutboundBatch, Reading
-from apps.wattics.models import WatticsAccount, WatticsChannel, WatticsStream
+from apps.core.models import Device, OutboundBatch, Quarantine, Reading
+from apps.core.selectors import LinkAccounts
+from apps.wattics.models import WatticsAccount, WatticsChannel, WatticsLatePacket, WatticsStream
+from apps.wattics.schemas import convert, parse_timestamp, unit_factor
 
 BACKFILL_RUN_KIND = "wattics_backfill"
 LEVELS = ("device", "site", "deployment", "partner")  # most specific first
@@ -127,3 +129,63 @@ def stream_cadence(
             holes.append(Hole(after=a, before=b, missing=int(gap // interval) - 1 or 1))
     return Cadence(registered_seconds=interval, observed_seconds=observed_interval(times),
                    holes=holes, packets=len(times))
+
+
+def stream_accounts(*, stream: WatticsStream) -> LinkAccounts:
+    """The stream's readings (its channels, from its start): at Wattics, waiting, or
+    undeliverable by reason (already there before the stream, late, refused, unconvertible).
+    """
+    accounts = LinkAccounts(scope="readings of the stream's channels from its start")
+    channels = list(WatticsChannel.objects.filter(stream=stream).select_related("parameter"))
+    if not channels:
+        return accounts
+    fields = {(c.device_id or stream.device_id, c.parameter_id): c.field for c in channels}
+    cond = Q(pk__in=[])
+    for device_id, parameter_id in fields:
+        cond |= Q(device_id=device_id, parameter_id=parameter_id)
+    readings = Reading.objects.filter(cond)
+    if stream.start_at:
+        readings = readings.filter(ts__gte=stream.start_at)
+    accounts.accepted = readings.count()
+    undeliverable = accounts.undeliverable
+    if stream.held_through_ts:
+        held = readings.filter(ts__lte=stream.held_through_ts).count()
+        if held:
+            undeliverable["at Wattics before this stream started"] = held
+        readings = readings.filter(ts__gt=stream.held_through_ts)
+    # Not yet examined, or in a batch not yet done.
+    examined = Q(seq__lte=stream.planned_seq)
+    if stream.round_seq is not None and stream.planned_ts is not None:
+        examined |= Q(seq__lte=stream.round_seq, ts__lte=stream.planned_ts)
+    done = Q(ts__lte=stream.sent_through_ts) if stream.sent_through_ts else Q(pk__in=[])
+    accounts.pending = readings.exclude(examined & done).count()
+    settled = {(d, p, ts): v for d, p, ts, v in readings.filter(examined & done).values_list(
+        "device_id", "parameter_id", "ts", "value")}
+    stamps = {ts for _, _, ts in settled}
+    refused_at = set()
+    for entry in Quarantine.objects.filter(source__in=[f"wattics:{stream.meter_id}",
+                                                       f"wattics stream {stream.meter_id}"]):
+        payload = entry.payload
+        if "packet" in payload:  # refused by Wattics (400): every reading of that instant
+            refused_at.add(parse_timestamp(payload["packet"]["tsISO8601"]))
+        elif (key := (payload.get("device_id"), payload.get("parameter_id"),
+                      dt.datetime.fromisoformat(payload.get("ts", "")))) in settled:
+            settled.pop(key)
+            undeliverable["beyond any number in the field's unit"] = (
+                undeliverable.get("beyond any number in the field's unit", 0) + 1)
+    late = {}
+    for packet in WatticsLatePacket.objects.filter(stream=stream, ts__in=stamps):
+        late.setdefault(packet.ts, []).append(packet.packet)
+    factors = {c.field: unit_factor(c.field, c.source_unit or c.parameter.unit)
+               for c in channels}
+    for (device_id, parameter_id, ts), value in settled.items():
+        field = fields[(device_id, parameter_id)]
+        if ts in refused_at:
+            reason = "refused by Wattics (400, quarantined)"
+        elif any(p.get(field) == convert(value, factors[field]) for p in late.get(ts, [])):
+            reason = "late: Wattics already had a later packet (out of order)"
+        else:
+            accounts.delivered += 1
+            continue
+        undeliverable[reason] = undeliverable.get(reason, 0) + 1
+    return accounts.close()

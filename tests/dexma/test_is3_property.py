@@ -42,6 +42,7 @@ from apps.dexma import delivery
 from apps.dexma.client import Is3Client
 from apps.dexma.delivery import live as dexma_live
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.dexma.selectors import datasource_accounts
 from apps.sandbox.dexma.models import Is3Stats, Is3Value, PlatformDatasource, PlatformDeployment
 from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled
 
@@ -232,6 +233,11 @@ def _check(deployment, datasource, remote):
         expected[key] = reading.value
     # Nothing silently lost, nothing extra, every value the latest.
     assert held == expected
+    # The admin's accounts say the same, and add up.
+    accounts = datasource_accounts(datasource=datasource)
+    assert (accounts.accepted, accounts.delivered, accounts.pending,
+            accounts.undeliverable_total, accounts.unaccounted) == (
+        len(accepted), len(expected), 0, len(accepted) - len(expected), 0)
     # And nothing refused that IS3 would have kept: misaligned, or another resolution of a
     # device parameter (did and base code) than the one IS3 holds.
     held_resolutions = {(did, p // 100): (p // 10) % 10 for did, p, _ in held if p >= 10000}

@@ -34,6 +34,7 @@ from apps.core.services import ReadingIn, readings_ingest
 from apps.sandbox.wattics.models import CollectorAccount, CollectorMeter, CollectorPacket
 from apps.wattics.models import WatticsAccount, WatticsLatePacket
 from apps.wattics.schemas import convert
+from apps.wattics.selectors import stream_accounts
 from apps.wattics.services import stream_create, stream_push
 from apps.wattics.services.streams import stream_channels
 from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled
@@ -138,10 +139,12 @@ def _check(stream, meter, arrived_after, watermarks):
     final = Reading.objects.filter(device=stream.device).values_list(
         "parameter__key", "ts", "value")
     instants = set()
+    delivered = 0
     for key, ts, value in final:
         field, expected = fields[key], convert(value, factors[fields[key]])
         instants.add(ts)
         if held.get(ts, {}).get(field) == expected:
+            delivered += 1
             continue
         # Not at Wattics: allowed only when it arrived once Wattics was past its instant,
         # and then it must be visibly undeliverable.
@@ -150,6 +153,12 @@ def _check(stream, meter, arrived_after, watermarks):
         assert watermark is not None and watermark >= ts, (field, ts, "lost")
         assert any(p.get(field) == expected for p in late.get(ts, [])), (field, ts, "unmarked")
     assert set(held) <= instants  # nothing the hub has no reading for
+    # The admin's accounts say the same, and add up.
+    stream.refresh_from_db()
+    accounts = stream_accounts(stream=stream)
+    assert (accounts.accepted, accounts.delivered, accounts.pending,
+            accounts.undeliverable_total, accounts.unaccounted) == (
+        len(final), delivered, 0, len(final) - delivered, 0), accounts
 
 
 def test_wattics_holds_what_was_accepted_minus_what_was_marked_undeliverable(settings):

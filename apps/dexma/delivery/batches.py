@@ -106,14 +106,17 @@ def selection_resolutions(
     return result
 
 
-def _first_frequency(readings) -> str | None:
-    """The frequency of the earliest of these interval readings that has one."""
+def _first_frequency(readings, zone: ZoneInfo) -> str | None:
+    """The frequency of the earliest of these interval readings that IS3 would keep (a
+    misaligned one is quarantined, never sent: it fixes nothing on the platform)."""
     for start, end in readings.filter(period_end__isnull=False).order_by("ts").values_list(
-            "ts", "period_end")[:50]:
+            "ts", "period_end")[:500]:
         try:
-            return frequency_of(start, end)
+            frequency = frequency_of(start, end)
         except MappingError:
             continue
+        if not misalignment(start, end, frequency, zone):
+            return frequency
     return None
 
 
@@ -356,7 +359,8 @@ class Is3Sender:
                 key = str(parameter_id)
                 if key not in selection.resolutions:
                     frequency = _first_frequency(readings.filter(
-                        device_id=device_id, parameter_id=parameter_id))
+                        device_id=device_id, parameter_id=parameter_id),
+                        zone_of(self.datasource))
                     if frequency is None:
                         continue
                     code = self.channels[(device_id, parameter_id)].parameter.dexma_code

@@ -237,6 +237,8 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
         result.batches = len(chunks)
         changes: dict = {"late_count": locked.late_count + result.late_readings,
                          "held_count": locked.held_count + result.held_readings}
+        if held_through is not None:
+            changes["held_through_ts"] = held_through
         if partial:
             changes.update(round_seq=snapshot, planned_ts=cut)
         else:
