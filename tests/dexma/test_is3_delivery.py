@@ -262,3 +262,22 @@ def test_a_fixed_resolution_survives_editing_the_selection(deployment, main, dat
                       selection=Selection(parameters=parameters))
 
     assert set(datasource.selections.get().resolutions.values()) == {"QH"}
+
+
+@responses.activate
+def test_admin_accounts_for_every_reading_of_the_datasource(deployment, main, datasource,
+                                                             admin_client):
+    responses.post(INSERT, body="OK")
+    ingest(deployment, main, "active_energy_delta", quarter_hours(START, 3), period=QH)
+    ingest(deployment, main, "active_energy_delta", [START + dt.timedelta(minutes=52)],
+           period=QH)  # misaligned
+    deliver(datasource)
+    ingest(deployment, main, "active_power", quarter_hours(START, 2))  # not yet delivered
+
+    text = admin_client.get(f"/admin/dexma/dexmadatasource/{datasource.pk}/change/"
+                            ).content.decode()
+
+    assert "<th>Accepted</th><td>6</td>" in text
+    assert "<th>Delivered</th><td>3</td>" in text
+    assert "<th>Pending</th><td>2</td>" in text
+    assert "<th>Undeliverable: misaligned interval (IS3 drops it)</th><td>1</td>" in text

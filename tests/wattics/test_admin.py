@@ -88,3 +88,26 @@ def test_adding_an_electricity_stream_maps_totals_on_phase_one(ops, deployment, 
     assert stream.link.platform == "wattics" and stream.link.ordered
     assert sorted(stream.channels.values_list("field", flat=True)) == [
         "aP_1", "apP_1", "c_1", "pC_1", "rP_1", "v_1"]
+
+
+def test_stream_page_accounts_for_every_reading(ops, deployment, make_stream, account):
+    import responses
+
+    from apps.wattics.services import stream_plan, stream_push
+    from tests.wattics.fake import FakeWattics
+
+    stream = make_stream(deployment)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        FakeWattics(rsps)
+        ingest(deployment, stream.device, "temperature", [20, 21, 22])
+        stream_push(stream=stream)
+        ingest(deployment, stream.device, "temperature", [30, None, None, 23])
+    stream_plan(stream=stream)  # the correction of a sent instant is late; 23 waits
+    text = ops.get(reverse("admin:wattics_watticsstream_change", args=[stream.pk])
+                   ).content.decode()
+
+    assert "<th>Accepted</th><td>4</td>" in text
+    assert "<th>Delivered</th><td>2</td>" in text
+    assert "<th>Pending</th><td>1</td>" in text
+    assert "<th>Undeliverable: late: Wattics already had a later packet" in text
+    assert "unaccounted" not in text
