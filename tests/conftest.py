@@ -121,3 +121,28 @@ def make_device(db):
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _volue_requests_follow_the_partner_api(monkeypatch):
+    """Fail any test in which the hub sends Volue a request its Partner API does not define."""
+    import requests
+    from django.conf import settings
+
+    from tests.volue_contract import ContractBroken, violation_of
+
+    broken: list[str] = []
+    send = requests.Session.send
+
+    def checked_send(session, request, **kwargs):
+        violation = violation_of(request, settings.VOLUE_API_URL)
+        if violation is not None:
+            broken.append(f"{request.method} {request.url}: {violation}")
+            raise ContractBroken(f"not in the Partner API: {request.method} {request.url}: "
+                                 f"{violation}")
+        return send(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", checked_send)
+    yield broken
+    if broken:
+        pytest.fail("requests outside the Volue Partner API:\n" + "\n".join(broken))

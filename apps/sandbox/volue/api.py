@@ -123,9 +123,11 @@ def DeleteUserById(request, body, userId: str) -> Answer:
 
 
 def _location_json(location: SbLocation) -> dict[str, Any]:
-    return {"locationId": location.location_id, "locationType": location.location_type,
-            "coordinates": location.coordinates, "meterPointIds": location.meter_point_ids,
-            "userId": location.user.user_id}
+    out = {"locationId": location.location_id, "locationType": location.location_type,
+           "meterPointIds": location.meter_point_ids, "userId": location.user.user_id}
+    if location.coordinates:  # `Coordinate` is not nullable: absent, not null
+        out["coordinates"] = location.coordinates
+    return out
 
 
 def _meter_points(body: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jsonschema.exceptions import best_match
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
@@ -38,7 +39,9 @@ def document() -> dict[str, Any]:
       `payloadType`, while each payload also says `additionalProperties: false` without
       `payloadType`. Read literally no payload is valid, not even the document's own
       example; the generator meant "the base's properties plus these", so that is what the
-      validator is given.
+      validator is given, with `payloadType` fixed to the value the base's discriminator
+      maps to that payload (LocationLPC and LPCReservation have the same shape, so without
+      it a `oneOf` of them matches twice and refuses both).
     """
     doc = json.loads(DOCUMENT.read_text())
     for scheme in doc["components"]["securitySchemes"].values():
@@ -52,6 +55,9 @@ def document() -> dict[str, Any]:
             if any(part.get("$ref", "").endswith(f"/{base_name}")
                    for part in schema.get("allOf", [])):
                 schema.setdefault("properties", {}).update(copy.deepcopy(base["properties"]))
+        for value, ref in base.get("discriminator", {}).get("mapping", {}).items():
+            schemas[ref.rsplit("/", 1)[-1]]["properties"]["payloadType"] = {
+                "type": "string", "enum": [value]}
     return doc
 
 
@@ -162,6 +168,14 @@ def _where(path: Any) -> str:
     return out
 
 
+def _closest(errors: list[Any]) -> Any:
+    """Of a oneOf's branch errors, the deepest one in a branch its payloadType selects."""
+    wrong_branch = {e.relative_schema_path[0] for e in errors
+                    if list(e.path)[-1:] == ["payloadType"] or "was unexpected" in e.message}
+    kept = [e for e in errors if e.relative_schema_path[0] not in wrong_branch] or errors
+    return max(kept, key=lambda e: len(e.absolute_path)) if kept else best_match(errors)
+
+
 def _explain(exc: Exception) -> list[str]:
     """Field-by-field reasons from an openapi-core error ("coordinates.latitude: …")."""
     reasons: list[str] = []
@@ -170,6 +184,8 @@ def _explain(exc: Exception) -> list[str]:
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         for schema_error in getattr(error, "schema_errors", None) or []:
+            if schema_error.context:  # oneOf: the branch the payloadType chose says why
+                schema_error = _closest(schema_error.context)
             where = _where(schema_error.absolute_path)
             reasons.append(f"{where}: {schema_error.message}" if where else schema_error.message)
         error = error.__cause__ or error.__context__

@@ -97,9 +97,9 @@ def _location_adopt(*, meter: VolueMeter, wire: LocationIn, client: VolueClient,
                               longitude=wire.longitude)
     if exc.status_code == 409:
         raise PermanentError(
-            f"Volue refused location {wire.location_id} (meter point {meter.meter_point_id}) "
-            "as a conflict but the user has no location with that id or meter point: it is "
-            "probably registered to another user; remove it there or correct the "
+            f"Volue refused PostLocation {wire.location_id} (meter point "
+            f"{meter.meter_point_id}) as a conflict (409) but the user has no location with "
+            "that id or meter point: it is probably registered to another user; remove it there or correct the "
             "meterPointId in the admin", status_code=409,
         ) from exc
     raise _refused(exc, what=f"meter point {meter.meter_point_id}",
