@@ -99,8 +99,8 @@ def _location_adopt(*, meter: VolueMeter, wire: LocationIn, client: VolueClient,
         raise PermanentError(
             f"Volue refused PostLocation {wire.location_id} (meter point "
             f"{meter.meter_point_id}) as a conflict (409) but the user has no location with "
-            "that id or meter point: it is probably registered to another user; remove it there or correct the "
-            "meterPointId in the admin", status_code=409,
+            "that id or meter point: it is probably registered to another user; remove it "
+            "there or correct the meterPointId in the admin", status_code=409,
         ) from exc
     raise _refused(exc, what=f"meter point {meter.meter_point_id}",
                    change=LOCATION_CHANGE) from exc
