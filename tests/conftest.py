@@ -125,11 +125,12 @@ def make_device(db):
 
 @pytest.fixture(autouse=True)
 def _volue_requests_follow_the_partner_api(monkeypatch):
-    """Fail any test in which the hub sends Volue a request its Partner API does not define."""
+    """Fail any test in which the hub sends Volue a request its Partner API does not define,
+    or is answered (by a mock or the sandbox) in a way the document does not allow."""
     import requests
     from django.conf import settings
 
-    from tests.volue_contract import ContractBroken, violation_of
+    from tests.volue_contract import ContractBroken, answer_violation, violation_of
 
     broken: list[str] = []
     send = requests.Session.send
@@ -140,9 +141,15 @@ def _volue_requests_follow_the_partner_api(monkeypatch):
             broken.append(f"{request.method} {request.url}: {violation}")
             raise ContractBroken(f"not in the Partner API: {request.method} {request.url}: "
                                  f"{violation}")
-        return send(session, request, **kwargs)
+        response = send(session, request, **kwargs)
+        # What the hub is taught by mocks and by the sandbox must be the document's too.
+        wrong = answer_violation(request, response, settings.VOLUE_API_URL)
+        if wrong:
+            broken.append(f"answer {response.status_code} to {request.method} {request.url}: "
+                          f"{wrong}")
+        return response
 
     monkeypatch.setattr(requests.Session, "send", checked_send)
     yield broken
     if broken:
-        pytest.fail("requests outside the Volue Partner API:\n" + "\n".join(broken))
+        pytest.fail("calls outside the Volue Partner API:\n" + "\n".join(broken))

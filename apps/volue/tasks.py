@@ -23,10 +23,9 @@ def sync() -> int:
     with run_logged(kind="volue.subscribe", target="Volue webhook") as run:
         subscription = services.subscription_ensure(client=volue_client())
         run.counts = {"webhook": subscription.remote_id}
-    customers = list(customers_to_sync())
-    with run_logged(kind="volue.register", target="POST /users/batch") as run:
-        run.counts = {"users": services.users_batch_register(customers=customers,
-                                                            client=volue_client())}
+    customers = list(customers_to_sync().select_related("deployment"))
+    # Many new customers at once are created in one batch before the per-customer syncs.
+    services.users_batch_register(customers=customers, client=volue_client())
     ids = [c.pk for c in customers]
     for pk in ids:
         customer_sync.delay(pk)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils import timezone
 
-from apps.core.http import PermanentError
+from apps.core.http import HubHTTPError, PermanentError
 from apps.core.models import Device
 from apps.volue.client import (
     LocationIn,
@@ -346,12 +346,13 @@ def customer_sync(*, customer: VolueCustomer, client: VolueClient) -> SyncResult
 def users_batch_register(*, customers: list[VolueCustomer], client: VolueClient) -> int:
     """Create many new users in one `POST /users/batch`; 0 (and nothing stored) when the
     platform refuses the batch, so each customer's own sync then creates or adopts it."""
-    new = [c for c in customers if not c.remote_user_id and c.is_active]
+    new = [c for c in customers
+           if not c.remote_user_id and c.is_active and c.deployment.is_active]
     if len(new) <= BATCH_THRESHOLD:
         return 0
     try:
         created = set(client.users_create(user_ids=[c.user_id for c in new]))
-    except PermanentError as exc:
+    except HubHTTPError as exc:  # the per-customer syncs that follow retry and say why
         logger.info("volue: user batch refused (%s); registering one by one", exc)
         return 0
     for customer in new:
