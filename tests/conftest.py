@@ -124,7 +124,7 @@ def make_device(db):
 
 
 @pytest.fixture(autouse=True)
-def _volue_requests_follow_the_partner_api(monkeypatch):
+def _volue_requests_follow_the_partner_api(monkeypatch, request):
     """Fail any test in which the hub sends Volue a request its Partner API does not define,
     or is answered (by a mock or the sandbox) in a way the document does not allow."""
     import requests
@@ -134,6 +134,7 @@ def _volue_requests_follow_the_partner_api(monkeypatch):
 
     broken: list[str] = []
     send = requests.Session.send
+    check_answers = request.node.get_closest_marker("volue_answers_off_document") is None
 
     def checked_send(session, request, **kwargs):
         violation = violation_of(request, settings.VOLUE_API_URL)
@@ -143,7 +144,7 @@ def _volue_requests_follow_the_partner_api(monkeypatch):
                                  f"{violation}")
         response = send(session, request, **kwargs)
         # What the hub is taught by mocks and by the sandbox must be the document's too.
-        wrong = answer_violation(request, response, settings.VOLUE_API_URL)
+        wrong = check_answers and answer_violation(request, response, settings.VOLUE_API_URL)
         if wrong:
             broken.append(f"answer {response.status_code} to {request.method} {request.url}: "
                           f"{wrong}")

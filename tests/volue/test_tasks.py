@@ -24,7 +24,7 @@ def test_customer_sync_task_marks_a_refused_meter_as_a_partial_run(platform, cus
     platform.post(f"{API}/users", json={"userId": USER}, status=201)
     platform.post(f"{API}/users/{USER}/locations",
                   body='"meterPointIds: 707057500000000011 is not a known metering point"',
-                  status=400)
+                  status=400, content_type="application/json")
     platform.get(f"{API}/users/{USER}/locations", json=[])
 
     tasks.customer_sync(customer.pk)
