@@ -208,3 +208,32 @@ def test_status_of_a_customer_never_enrolled(registered, hub):
     customer = customer_status_refresh(customer=registered, client=hub)
 
     assert customer.enrolled is False and customer.status_error == ""
+
+
+def test_resource_without_a_meter_is_refused_in_the_hub_saying_what_to_choose(registered, hub):
+    VolueResource.objects.create(customer=registered, resource_id="hvac-9", resource_type="HVAC")
+    mark = last_call()
+
+    result = customer_sync(customer=registered, client=hub)
+
+    assert calls_after(mark) == []
+    [error] = result.errors
+    assert "binds every resource but a vehicle to a location" in error
+    assert "choose the meter it sits behind" in VolueResource.objects.get(
+        resource_id="hvac-9").last_error
+
+
+def test_changed_resource_type_is_deleted_and_created_again(registered, hub):
+    VolueResource.objects.filter(resource_id="tank-1").update(resource_type="Generic")
+    mark = last_call()
+
+    customer_sync(customer=registered, client=hub)
+
+    assert [op for op, _ in calls_after(mark)] == ["DeleteResourceById",
+                                                  "PostLocationBoundResource"]
+    assert SbResource.objects.get(resource_id="tank-1").resource_type == "Generic"
+
+
+def test_sandbox_page_lists_locations_and_the_calls_received(registered, client):
+    page = client.get("/sandbox/volue/").content.decode()
+    assert MAIN in page and "PostLocation" in page
