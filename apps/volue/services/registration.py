@@ -12,15 +12,9 @@ from django.utils import timezone
 
 from apps.core.http import HubHTTPError, PermanentError
 from apps.core.models import Device
-from apps.volue.client import (
-    LocationIn,
-    ResourceIn,
-    VolueClient,
-    VolueRefused,
-    is_conflict,
-    is_gone,
-)
+from apps.volue.client import VolueClient
 from apps.volue.models import VolueCustomer, VolueMeter, VolueResource, WebhookSubscription
+from apps.volue.schemas import LocationIn, ResourceIn, VolueRefused, is_conflict, is_gone
 from apps.volue.selectors import customer_devices
 
 logger = logging.getLogger(__name__)
