@@ -121,3 +121,36 @@ def make_device(db):
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _volue_requests_follow_the_partner_api(monkeypatch, request):
+    """Fail any test in which the hub sends Volue a request its Partner API does not define,
+    or is answered (by a mock or the sandbox) in a way the document does not allow."""
+    import requests
+    from django.conf import settings
+
+    from tests.volue_contract import ContractBroken, answer_violation, violation_of
+
+    broken: list[str] = []
+    send = requests.Session.send
+    check_answers = request.node.get_closest_marker("volue_answers_off_document") is None
+
+    def checked_send(session, request, **kwargs):
+        violation = violation_of(request, settings.VOLUE_API_URL)
+        if violation is not None:
+            broken.append(f"{request.method} {request.url}: {violation}")
+            raise ContractBroken(f"not in the Partner API: {request.method} {request.url}: "
+                                 f"{violation}")
+        response = send(session, request, **kwargs)
+        # What the hub is taught by mocks and by the sandbox must be the document's too.
+        wrong = check_answers and answer_violation(request, response, settings.VOLUE_API_URL)
+        if wrong:
+            broken.append(f"answer {response.status_code} to {request.method} {request.url}: "
+                          f"{wrong}")
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", checked_send)
+    yield broken
+    if broken:
+        pytest.fail("calls outside the Volue Partner API:\n" + "\n".join(broken))

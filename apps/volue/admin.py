@@ -1,4 +1,5 @@
-"""Volue in the ops console: customers with their meters and resources, the webhook, events
+"""Volue in the ops console: customers with their enrollment, eligibility and compensation,
+their meters (locations) and resources, the webhook, events
 with their targets and curves, and the EnergyUsage reports with what is missing."""
 
 from __future__ import annotations
@@ -36,32 +37,49 @@ def _pretty(value: object) -> str:
 class VolueMeterInline(admin.TabularInline):
     model = VolueMeter
     extra = 0
+    verbose_name_plural = "meters (one Volue location each)"
     fields = ("device", "meter_point_id", "meter_number", "location_type", "remote_id",
-              "registered_at", "removed_at")
-    readonly_fields = ("remote_id", "registered_at", "removed_at")
+              "eligible", "compensation", "compensation_problems", "registered_at", "removed_at")
+    readonly_fields = ("remote_id", "eligible", "compensation", "compensation_problems",
+                       "registered_at", "removed_at")
     raw_id_fields = ("device",)
+
+    @admin.display(description="compensation to date")
+    def compensation(self, obj: VolueMeter) -> str:
+        return _compensation_text(obj)
+
+
+def _compensation_text(meter: VolueMeter) -> str:
+    if meter.compensation_active is None:
+        return "—"
+    text = f"{meter.compensation_active:.2f} {meter.compensation_currency}"
+    if meter.compensation_blocked:
+        text += f" (+{meter.compensation_blocked:.2f} blocked)"
+    return text
 
 
 class VolueResourceInline(admin.TabularInline):
     model = VolueResource
     extra = 0
     fields = ("kind", "resource_id", "resource_type", "metadata", "meter", "device",
-              "is_active", "registered_at", "removed_at")
-    readonly_fields = ("registered_at", "removed_at")
+              "is_active", "registered_at", "removed_at", "last_error")
+    readonly_fields = ("registered_at", "removed_at", "last_error")
     raw_id_fields = ("device",)
 
 
 @admin.register(VolueCustomer)
 class VolueCustomerAdmin(admin.ModelAdmin):
-    list_display = ("name", "deployment", "key", "remote_user_id", "eligible", "is_active",
-                    "last_synced_at", "has_error")
-    list_filter = ("is_active", "eligible", "deployment")
+    list_display = ("name", "deployment", "key", "remote_user_id", "enrolled", "eligible",
+                    "compensation", "is_active", "last_synced_at", "has_error")
+    list_filter = ("is_active", "enrolled", "eligible", "deployment")
     search_fields = ("name", "key", "remote_user_id", "deployment__slug")
     filter_horizontal = ("sites", "datasources")
-    readonly_fields = ("remote_user_id", "eligible", "eligibility_updated_at", "removed_at",
-                       "last_synced_at", "last_error")
+    readonly_fields = ("remote_user_id", "enrolled", "enrollment_id", "enrolled_at", "eligible",
+                       "eligibility_updated_at", "compensation", "compensation_period",
+                       "status_checked_at", "status_error", "removed_at", "last_synced_at",
+                       "last_error")
     inlines = (VolueMeterInline, VolueResourceInline)
-    actions = ("sync_now",)
+    actions = ("sync_now", "enroll", "unenroll", "refresh_status")
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         # Deleting a registered customer here would leave its user and meters on Volue:
@@ -78,6 +96,48 @@ class VolueCustomerAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="error")
     def has_error(self, obj: VolueCustomer) -> bool:
         return bool(obj.last_error)
+
+    @admin.display(description="compensation to date")
+    def compensation(self, obj: VolueCustomer) -> str:
+        meters = [m for m in obj.meters.all() if m.compensation_active is not None]
+        if not meters:
+            return "—"
+        by_currency: dict[str, float] = {}
+        for meter in meters:
+            by_currency[meter.compensation_currency] = (
+                by_currency.get(meter.compensation_currency, 0.0) + meter.compensation_active)
+        return ", ".join(f"{amount:.2f} {cur}" for cur, amount in sorted(by_currency.items()))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VolueCustomer]:
+        return super().get_queryset(request).prefetch_related("meters")
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[VolueCustomer], call, done: str):
+        client = volue_client()
+        for customer in queryset.select_related("deployment"):
+            try:
+                customer = call(customer=customer, client=client)
+            except HubHTTPError as exc:
+                self.message_user(request, f"{customer}: {exc}", messages.ERROR)
+                continue
+            if customer.status_error:
+                self.message_user(request, f"{customer}: {customer.status_error}",
+                                  messages.WARNING)
+            else:
+                self.message_user(request, f"{customer}: {done} (enrolled: "
+                                  f"{customer.enrolled}, eligible: {customer.eligible})",
+                                  messages.SUCCESS)
+
+    @admin.action(description="Enroll in Volue (the user earns from reports)")
+    def enroll(self, request: HttpRequest, queryset: QuerySet[VolueCustomer]) -> None:
+        self._each(request, queryset, services.customer_enroll, "enrolled")
+
+    @admin.action(description="Withdraw the Volue enrollment")
+    def unenroll(self, request: HttpRequest, queryset: QuerySet[VolueCustomer]) -> None:
+        self._each(request, queryset, services.customer_unenroll, "enrollment withdrawn")
+
+    @admin.action(description="Refresh enrollment, eligibility and compensation")
+    def refresh_status(self, request: HttpRequest, queryset: QuerySet[VolueCustomer]) -> None:
+        self._each(request, queryset, services.customer_status_refresh, "refreshed")
 
     @admin.action(description="Register on Volue now")
     def sync_now(self, request: HttpRequest, queryset: QuerySet[VolueCustomer]) -> None:
@@ -99,7 +159,7 @@ class VolueResourceAdmin(admin.ModelAdmin):
     list_filter = ("kind", "resource_type", "is_active")
     search_fields = ("resource_id", "customer__name")
     raw_id_fields = ("device",)
-    readonly_fields = ("registered_at", "removed_at")
+    readonly_fields = ("registered_at", "removed_at", "last_error")
 
 
 @admin.register(WebhookSubscription)

@@ -10,7 +10,10 @@ class VolueConfig(AppConfig):
 
     schedules = (
         Schedule(name="volue: registrations", task="volue.sync", every_seconds=120,
-                 description="Subscribe the webhook; register customers, meters, resources."),
+                 description="Subscribe the webhook; register users, locations, resources."),
+        Schedule(name="volue: enrollment and eligibility", task="volue.status_refresh",
+                 every_seconds=3600,
+                 description="Read each customer's enrollment, eligibility and compensation."),
         Schedule(name="volue: events catch-up", task="volue.events_catch_up",
                  every_seconds=300,
                  description="Read GET /events for notifications the webhook missed."),

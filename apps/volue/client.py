@@ -1,9 +1,9 @@
 """Volue Energy Coordination's wire format, and nothing else.
 
-Registration follows the October 2023 quickstart (seed 004): `POST /users`,
-`/users/{userId}/vehicles`, `/users/{userId}/meters`, `/users/{userId}/resources`. Webhooks,
-`/events` and `/reports` follow the partner OpenAPI (January 2026). The rest of the app speaks
-the dataclasses below, so moving meters to the newer locations API changes only this module.
+Every call is an operation of the Partner API (v1, 2026; `apps/volue/openapi/partner-v1.json`):
+users, locations, vehicles and location-bound resources, enrollment, eligibility and
+compensation, webhooks, `/events` and `/reports`. The rest of the app speaks the dataclasses
+below.
 """
 
 from __future__ import annotations
@@ -21,6 +21,18 @@ from typing import Any
 from django.conf import settings
 
 from apps.core.http import ApiClient, ClientCredentialsAuth, PermanentError, response_json
+from apps.volue.schemas import (
+    CompensationIn,
+    Enrollment,
+    LocationCompensationIn,
+    LocationIn,
+    RemoteLocation,
+    RemoteResource,
+    ResourceIn,
+    VolueRefused,
+    is_gone,
+    refusal_reason,
+)
 
 SIGNATURE_HEADER = "X-Payload-Signature"
 NOTIFICATION_TYPES = (
@@ -36,60 +48,6 @@ _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?$")
 
 class MalformedPayload(ValueError):
     """A notification or event the platform sent does not follow the documented shape."""
-
-
-# --- registration ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MeterIn:
-    meter_point_id: str
-    meter_number: str
-    location_type: str
-    street: str = ""
-    city: str = ""
-    zip_code: str = ""
-    latitude: float | None = None
-    longitude: float | None = None
-
-    def body(self) -> dict[str, Any]:
-        location = None
-        if self.latitude is not None and self.longitude is not None:
-            location = {"latitude": self.latitude, "longitude": self.longitude}
-        return {
-            "address": {"street": self.street, "city": self.city, "zipCode": self.zip_code},
-            "location": location,
-            "meterPointId": self.meter_point_id,
-            "meterNumber": self.meter_number,
-            "locationType": self.location_type,
-        }
-
-    def fingerprint(self) -> str:
-        raw = json.dumps(self.body(), sort_keys=True).encode()
-        return hashlib.sha256(raw).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceIn:
-    resource_id: str
-    resource_type: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    vehicle: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteMeter:
-    meter_id: str
-    meter_point_id: str
-
-
-def is_conflict(exc: PermanentError) -> bool:
-    """The platform already has what we tried to create (a retry after a lost answer)."""
-    return exc.status_code == 409
-
-
-def is_gone(exc: PermanentError) -> bool:
-    return exc.status_code == 404
 
 
 # --- events ------------------------------------------------------------------------------
@@ -332,62 +290,170 @@ def report_body(*, event_id: str, usages: Sequence[EnergyUsageIn]) -> dict[str, 
 
 
 class VolueClient:
-    """One method per endpoint; answers come back as the dataclasses above."""
+    """One method per Partner API operation (v1); answers come back as the dataclasses above.
+
+    Paths and bodies are the document's (`apps/volue/openapi/partner-v1.json`) and nothing
+    else: the 2023 quickstart's `/users/{userId}/meters` is gone from it, and the quickstart
+    documents no way to list, update or delete a meter, so the hub no longer speaks it.
+    """
 
     def __init__(self, api: ApiClient) -> None:
         self.api = api
 
+    def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one operation; a 4xx is re-raised naming the operation and what it refused."""
+        try:
+            response = self.api.request(method, path, **kwargs)
+        except PermanentError as exc:
+            if exc.status_code is None or not 400 <= exc.status_code < 500 or \
+                    exc.status_code in (401, 403):
+                raise
+            reason = refusal_reason(exc.body) if exc.status_code != 404 else "not found"
+            raise VolueRefused(
+                f"Volue refused {operation} ({method} /{path}) with {exc.status_code}: {reason}",
+                status_code=exc.status_code, body=exc.body, url=exc.url,
+            ) from exc
+        if response.status_code == 204 or not response.content:
+            return None
+        return response_json(response)
+
+    # users
+
     def user_create(self, *, user_id: str) -> str:
-        answer = response_json(self.api.post("users", json={"userId": user_id}))
-        return str(answer.get("userId") or user_id)
+        answer = self._call("PostUser", "POST", "users", json={"userId": user_id})
+        return str((answer or {}).get("userId") or user_id)
+
+    def users_create(self, *, user_ids: Sequence[str]) -> list[str]:
+        """`POST /users/batch`: all of them or none."""
+        answer = self._call("PostUsers", "POST", "users/batch",
+                            json={"users": [{"userId": u} for u in user_ids]})
+        return [str(row["userId"]) for row in (answer or {}).get("users") or []]
+
+    def user_exists(self, *, user_id: str) -> bool:
+        try:
+            self._call("GetUserById", "GET", f"users/{user_id}")
+        except VolueRefused as exc:
+            if is_gone(exc):
+                return False
+            raise
+        return True
 
     def user_delete(self, *, user_id: str) -> None:
-        self.api.delete(f"users/{user_id}")
+        self._call("DeleteUserById", "DELETE", f"users/{user_id}")
 
-    def meter_create(self, *, user_id: str, meter: MeterIn) -> str:
-        answer = response_json(self.api.post(f"users/{user_id}/meters", json=meter.body()))
-        meter_id = answer.get("meterId") if isinstance(answer, dict) else None
-        if not meter_id:
-            raise PermanentError(
-                f"POST users/{user_id}/meters answered without a meterId: {answer!r}; "
-                "the platform's API may have changed"
-            )
-        return str(meter_id)
+    # locations
 
-    def meters_list(self, *, user_id: str) -> list[RemoteMeter]:
-        """The user's meters; read only to resolve a 409 on create (the quickstart does not
-        show this listing; the 2026 API has it as GET /users/{userId}/locations)."""
-        answer = response_json(self.api.get(f"users/{user_id}/meters"))
-        rows = answer.get("meters", []) if isinstance(answer, dict) else answer
+    def location_create(self, *, user_id: str, location: LocationIn) -> str:
+        answer = self._call("PostLocation", "POST", f"users/{user_id}/locations",
+                            json=location.body())
+        return str((answer or {}).get("locationId") or location.location_id)
+
+    def locations_create(self, *, items: Sequence[tuple[str, LocationIn]]) -> list[str]:
+        """`POST /users/locations/batch` for (user id, location) pairs: all of them or none."""
+        body = {"locations": [{**location.body(), "userId": user_id}
+                              for user_id, location in items]}
+        answer = self._call("PostLocations", "POST", "users/locations/batch", json=body)
+        return [str(row["locationId"]) for row in (answer or {}).get("locations") or []]
+
+    def locations_list(self, *, user_id: str) -> list[RemoteLocation]:
+        answer = self._call("GetLocationsByUserId", "GET", f"users/{user_id}/locations")
         return [
-            RemoteMeter(meter_id=str(row["meterId"]), meter_point_id=str(row.get("meterPointId")))
-            for row in rows or []
-            if isinstance(row, dict) and row.get("meterId")
+            RemoteLocation(location_id=str(row["locationId"]),
+                           meter_point_ids=tuple(str(m) for m in row.get("meterPointIds") or []))
+            for row in answer or [] if isinstance(row, dict) and row.get("locationId")
         ]
 
-    def meter_update(self, *, user_id: str, meter_id: str, meter: MeterIn) -> None:
-        self.api.put(f"users/{user_id}/meters/{meter_id}", json=meter.body())
+    def location_exists(self, *, user_id: str, location_id: str) -> bool:
+        try:
+            self._call("GetLocationByLocationId", "GET",
+                       f"users/{user_id}/locations/{location_id}")
+        except VolueRefused as exc:
+            if is_gone(exc):
+                return False
+            raise
+        return True
 
-    def meter_delete(self, *, user_id: str, meter_id: str) -> None:
-        self.api.delete(f"users/{user_id}/meters/{meter_id}")
+    def location_update(self, *, user_id: str, location: LocationIn) -> None:
+        self._call("UpdateLocation", "PUT", f"users/{user_id}/locations/{location.location_id}",
+                   json=location.body())
+
+    def location_delete(self, *, user_id: str, location_id: str) -> None:
+        self._call("DeleteLocation", "DELETE", f"users/{user_id}/locations/{location_id}")
+
+    # resources
 
     def resource_create(self, *, user_id: str, resource: ResourceIn) -> None:
-        metadata = {"resourceType": resource.resource_type, **resource.metadata}
         if resource.vehicle:
-            body = {"vehicleId": resource.resource_id, "metadata": metadata}
-            self.api.post(f"users/{user_id}/vehicles", json=body)
-        else:
-            body = {"resourceId": resource.resource_id, "metadata": metadata}
-            self.api.post(f"users/{user_id}/resources", json=body)
+            self._call("PostVehicle", "POST", f"users/{user_id}/vehicles",
+                       json={"resourceId": resource.resource_id,
+                             "resourceType": resource.resource_type})
+            return
+        body = {"resourceId": resource.resource_id, "resourceType": resource.resource_type}
+        if resource.meter_point_id:
+            body["meterPointId"] = resource.meter_point_id
+        self._call("PostLocationBoundResource", "POST",
+                   f"users/{user_id}/locations/{resource.location_id}/resources", json=body)
 
-    def resource_delete(self, *, user_id: str, resource_id: str, vehicle: bool) -> None:
-        collection = "vehicles" if vehicle else "resources"
-        self.api.delete(f"users/{user_id}/{collection}/{resource_id}")
+    def resource_get(self, *, resource_id: str) -> RemoteResource | None:
+        try:
+            row = self._call("GetResourceById", "GET", f"resources/{resource_id}")
+        except VolueRefused as exc:
+            if is_gone(exc):
+                return None
+            raise
+        return RemoteResource(
+            resource_id=str(row["resourceId"]), resource_type=str(row.get("resourceType")),
+            user_id=str(row.get("userId") or ""), location_id=str(row.get("locationId") or ""),
+            meter_point_id=str(row.get("meterPointId") or ""),
+        )
+
+    def resource_delete(self, *, resource_id: str) -> None:
+        self._call("DeleteResourceById", "DELETE", f"resources/{resource_id}")
+
+    # enrollment, eligibility, compensation
+
+    def enrollment_get(self, *, user_id: str) -> Enrollment:
+        return _enrollment(self._call("GetUserEnrollmentByUserId", "GET",
+                                      f"users/{user_id}/enrollment"))
+
+    def enrollment_create(self, *, user_id: str) -> Enrollment:
+        return _enrollment(self._call("PostUserEnrollment", "POST",
+                                      f"users/{user_id}/enrollment"))
+
+    def enrollment_delete(self, *, user_id: str) -> None:
+        self._call("DeleteUserEnrollment", "DELETE", f"users/{user_id}/enrollment")
+
+    def eligibility_get(self, *, user_id: str) -> bool:
+        answer = self._call("GetUserEligibilityByUserId", "GET", f"users/{user_id}/eligibility")
+        return bool(answer["isEligible"])
+
+    def meter_point_eligible(self, *, meter_point_id: str) -> bool:
+        answer = self._call("GetMpidEligibility", "GET", f"meters/{meter_point_id}/eligible")
+        return bool(answer["isEligible"])
+
+    def compensation_get(self, *, user_id: str) -> CompensationIn:
+        answer = self._call("FetchUserCompensation", "GET", f"users/{user_id}/compensation")
+        period = answer.get("period") or {}
+        return CompensationIn(
+            period_from=str(period.get("from") or ""), period_to=str(period.get("to") or ""),
+            locations=[
+                LocationCompensationIn(
+                    location_id=str(row.get("locationId") or ""),
+                    active_amount=float(row.get("activeAmount") or 0),
+                    blocked_amount=float(row.get("blockedAmount") or 0),
+                    currency=str(row.get("currency") or ""),
+                    problems=[str(p.get("message")) for p in row.get("problems") or []],
+                )
+                for row in answer.get("locationCompensations") or []
+            ],
+        )
+
+    # webhooks, events, reports
 
     def webhook_create(self, *, name: str, url: str, secret: str, types: Sequence[str]) -> str:
         body = {"name": name, "webhookSecret": secret, "webhookUrl": url,
                 "notificationTypes": list(types)}
-        answer = response_json(self.api.post("webhooks", json=body))
+        answer = self._call("PostWebhook", "POST", "webhooks", json=body)
         return str(answer["webhookId"])
 
     def webhook_update(
@@ -395,15 +461,15 @@ class VolueClient:
     ) -> None:
         body = {"name": name, "webhookSecret": secret, "webhookUrl": url,
                 "notificationTypes": list(types)}
-        self.api.put(f"webhooks/{webhook_id}", json=body)
+        self._call("UpdateWebhookById", "PUT", f"webhooks/{webhook_id}", json=body)
 
     def webhook_delete(self, *, webhook_id: str) -> None:
-        self.api.delete(f"webhooks/{webhook_id}")
+        self._call("DeleteWebhookById", "DELETE", f"webhooks/{webhook_id}")
 
     def events_page(self, *, page: int = 1, page_size: int = 100) -> EventsPage:
         """One page of GET /events, newest first (the platform caps pageSize at 1000)."""
         params = {"page": page, "pageSize": min(page_size, 1000)}
-        answer = response_json(self.api.get("events", params=params))
+        answer = self._call("GetAllEvents", "GET", "events", params=params) or {}
         events, malformed = [], []
         for row in answer.get("events") or []:
             try:
@@ -417,8 +483,17 @@ class VolueClient:
 
     def report_send(self, *, body: dict[str, Any]) -> str:
         """POST /reports; the platform's report id."""
-        answer = response_json(self.api.post("reports", json=body))
+        answer = self._call("PostReport", "POST", "reports", json=body)
         return str(answer.get("id", "")) if isinstance(answer, dict) else ""
+
+
+def _enrollment(answer: Any) -> Enrollment:
+    when = answer.get("enrollmentDate")
+    return Enrollment(
+        enrolled=bool(answer.get("isEnrolled")),
+        enrollment_id=str(answer.get("enrollmentId") or ""),
+        enrolled_at=timestamp_parse(when, "enrollmentDate") if when else None,
+    )
 
 
 def volue_client(**api_options: Any) -> VolueClient:

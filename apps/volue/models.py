@@ -1,7 +1,9 @@
 """What the hub registered on Volue Energy Coordination, and what Volue told the hub.
 
-Registrations mirror the hub's model (a customer groups sites, a meter is a device); every
-row keeps the id the platform gave it, so running the sync again creates nothing twice.
+Registrations mirror the hub's model: a customer groups sites and is one Volue user; each
+metered device is one Volue *location* holding its metering point; vehicles and other
+flexible resources hang off the user or one of its locations. Every row keeps the id it has
+on the platform, so running the sync again creates nothing twice.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ class LocationType(models.TextChoices):
     COMMERCIAL = "Commercial", "Commercial"
     OTHER = "Other", "Other"
     UNKNOWN = "Unknown", "Unknown"
+
+
+class ResourceType(models.TextChoices):
+    """The Partner API's `ResourceType`; anything else is refused by the platform."""
+
+    GENERIC = "Generic", "Generic"
+    VEHICLE = "Vehicle", "Vehicle"
+    CHARGER = "Charger", "Charger"
+    HOT_WATER_TANK = "HotWaterTank", "Hot-water tank"
+    HVAC = "HVAC", "HVAC"
+    SOLAR_INVERTER = "SolarInverter", "Solar inverter"
 
 
 class VolueCustomer(models.Model):
@@ -46,9 +59,18 @@ class VolueCustomer(models.Model):
     )
     remote_user_id = models.CharField(max_length=128, blank=True, db_index=True)
     eligible = models.BooleanField(
-        null=True, blank=True, help_text="Set by the platform's UserEligibility events."
+        null=True, blank=True,
+        help_text="From GET /users/{id}/eligibility and UserEligibilityUpdated events.",
     )
     eligibility_updated_at = models.DateTimeField(null=True, blank=True)
+    enrolled = models.BooleanField(null=True, blank=True, help_text="From GET /enrollment.")
+    enrollment_id = models.CharField(max_length=64, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    compensation_period = models.CharField(
+        max_length=32, blank=True, help_text="The month the compensation figures cover."
+    )
+    status_checked_at = models.DateTimeField(null=True, blank=True)
+    status_error = models.TextField(blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -71,7 +93,12 @@ class VolueCustomer(models.Model):
 
 
 class VolueMeter(models.Model):
-    """A device registered as a Volue meter (a power meter at one address)."""
+    """A metered device registered as one Volue location holding its metering point.
+
+    One location per metering point rather than per site: events and reports name a
+    location, and the hub must tell which device's energy answers for it; a site with two
+    grid connections has two metering points that DSOs compensate separately.
+    """
 
     customer = models.ForeignKey(VolueCustomer, on_delete=models.CASCADE, related_name="meters")
     # SET_NULL: a deleted device leaves this row behind so the sync removes it from Volue.
@@ -83,14 +110,24 @@ class VolueMeter(models.Model):
     location_type = models.CharField(
         max_length=16, choices=LocationType.choices, default=LocationType.COMMERCIAL
     )
-    remote_id = models.CharField(max_length=128, blank=True, db_index=True)
+    remote_id = models.CharField(
+        max_length=128, blank=True, db_index=True,
+        help_text="The locationId on Volue (empty: not registered).",
+    )
     registered_fingerprint = models.CharField(max_length=64, blank=True)
     registered_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    eligible = models.BooleanField(
+        null=True, blank=True, help_text="From GET /meters/{meterPointId}/eligible."
+    )
+    compensation_active = models.FloatField(null=True, blank=True)
+    compensation_blocked = models.FloatField(null=True, blank=True)
+    compensation_currency = models.CharField(max_length=3, blank=True)
+    compensation_problems = models.TextField(blank=True)
 
     class Meta:
         ordering = ["customer", "meter_point_id"]
-        verbose_name = "meter"
+        verbose_name = "meter (location)"
         constraints = [
             models.UniqueConstraint(
                 fields=["customer", "device"], name="volue_meter_unique_device",
@@ -100,6 +137,12 @@ class VolueMeter(models.Model):
 
     def __str__(self) -> str:
         return self.meter_point_id
+
+    @property
+    def proposed_location_id(self) -> str:
+        """The locationId the hub gives it (the platform takes the caller's): stable, so a
+        repeated create conflicts instead of making a second location."""
+        return f"{self.customer.user_id}-loc-{self.pk}"
 
 
 class VolueResource(models.Model):
@@ -117,15 +160,18 @@ class VolueResource(models.Model):
         max_length=128, unique=True, help_text="The id sent to Volue (vehicleId / resourceId)."
     )
     resource_type = models.CharField(
-        max_length=32, default="HotWaterTank",
-        help_text="Vehicle, HotWaterTank, EVCharger, HVAC, Inverter, Battery…",
+        max_length=32, choices=ResourceType.choices, default=ResourceType.HOT_WATER_TANK,
+        help_text="The Partner API's resourceType; a vehicle is always Vehicle.",
     )
     metadata = models.JSONField(
-        default=dict, blank=True, help_text="brand, model, year, vin, capacity, …"
+        default=dict, blank=True,
+        help_text="brand, model, year, vin, capacity, … (kept in the hub; the Partner API "
+        "has no field for it)",
     )
     meter = models.ForeignKey(
         VolueMeter, on_delete=models.SET_NULL, null=True, blank=True, related_name="resources",
-        help_text="The meter this resource sits behind (its location).",
+        help_text="The meter (location) this resource sits behind; required for anything "
+        "but a vehicle.",
     )
     device = models.ForeignKey(
         Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="volue_resources",
@@ -133,7 +179,9 @@ class VolueResource(models.Model):
     )
     is_active = models.BooleanField(default=True, help_text="Clear to remove it from Volue.")
     registered_at = models.DateTimeField(null=True, blank=True)
+    registered_fingerprint = models.CharField(max_length=64, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["customer", "resource_id"]

@@ -23,7 +23,10 @@ def sync() -> int:
     with run_logged(kind="volue.subscribe", target="Volue webhook") as run:
         subscription = services.subscription_ensure(client=volue_client())
         run.counts = {"webhook": subscription.remote_id}
-    ids = list(customers_to_sync().values_list("pk", flat=True))
+    customers = list(customers_to_sync().select_related("deployment"))
+    # Many new customers at once are created in one batch before the per-customer syncs.
+    services.users_batch_register(customers=customers, client=volue_client())
+    ids = [c.pk for c in customers]
     for pk in ids:
         customer_sync.delay(pk)
     return len(ids)
@@ -45,6 +48,28 @@ def customer_sync(customer_id: int) -> dict:
             return run.counts
     except AlreadyRunning:
         return {"skipped": "already running"}
+
+
+@shared_task(name="volue.status_refresh")
+def status_refresh() -> int:
+    """Fan out one enrollment/eligibility/compensation refresh per registered customer."""
+    ids = list(VolueCustomer.objects.exclude(remote_user_id="").filter(removed_at__isnull=True)
+               .values_list("pk", flat=True))
+    for pk in ids:
+        customer_status_refresh.delay(pk)
+    return len(ids)
+
+
+@shared_task(name="volue.customer_status_refresh")
+def customer_status_refresh(customer_id: int) -> dict:
+    customer = VolueCustomer.objects.select_related("deployment").get(pk=customer_id)
+    with run_logged(kind="volue.status", target=str(customer),
+                    deployment=customer.deployment) as run:
+        customer = services.customer_status_refresh(customer=customer, client=volue_client())
+        run.counts = {"enrolled": customer.enrolled, "eligible": customer.eligible}
+        if customer.status_error:
+            run.status, run.error = "partial", customer.status_error
+        return run.counts
 
 
 @shared_task(name="volue.notification_process")

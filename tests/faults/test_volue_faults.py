@@ -80,7 +80,7 @@ def test_volue_token_expiry_replay_and_forgery(hub_factory):
     with hub_factory(env={"SANDBOX_VOLUE_AUTO_EVENT": "false"}) as hub:
         hub.seed_demo(days=1)
         hub.start()
-        hub.wait_for(lambda: _count(hub, "sandbox_volue_sbmeter") >= 4
+        hub.wait_for(lambda: _count(hub, "sandbox_volue_sbmeterpoint") >= 4
                      and _count(hub, "sandbox_volue_sbwebhook") >= 1,
                      120, "the demo customer registered and the webhook subscribed")
         hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)

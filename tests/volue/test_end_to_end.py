@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.core.models import OutboundBatch
 from apps.core.services import ReadingIn, readings_ingest
-from apps.sandbox.volue.models import SbDelivery, SbMeter, SbReport, SbUser
+from apps.sandbox.volue.models import SbDelivery, SbLocation, SbReport, SbUser
 from apps.volue import tasks
 from apps.volue.client import volue_client
 from apps.volue.models import EnergyReport, Event, VolueResource
@@ -74,15 +74,15 @@ def test_customer_registers_receives_an_event_and_reports_it(hub, customer):
 
 
 def test_registration_repeated_creates_nothing_twice_on_the_platform(hub, customer):
-    VolueResource.objects.create(customer=customer, resource_id="tank-1",
-                                 resource_type="HotWaterTank", metadata={"capacity": 500})
+    VolueResource.objects.create(customer=customer, resource_id="van-1",
+                                 kind=VolueResource.Kind.VEHICLE, resource_type="Vehicle")
     client = volue_client()
 
     first = customer_sync(customer=customer, client=client)
     second = customer_sync(customer=customer, client=client)
 
     assert first.created == 4 and second.created == 0 and not second.errors
-    assert SbUser.objects.count() == 1 and SbMeter.objects.count() == 2
+    assert SbUser.objects.count() == 1 and SbLocation.objects.count() == 2
 
 
 def test_token_expiring_mid_run_is_renewed(hub, customer, settings):

@@ -176,7 +176,8 @@ def test_report_is_never_sent_twice_after_success(platform, volue, queued_report
 
 def test_refused_report_is_a_dead_letter_with_the_platforms_reason(platform, volue,
                                                                    queued_report):
-    platform.post(f"{API}/reports", body='"payloads[0]: resourceId is required"', status=400)
+    platform.post(f"{API}/reports", body='"payloads[0]: resourceId is required"', status=400,
+                  content_type="application/json")
 
     result = reports_dispatch(client=volue)
 

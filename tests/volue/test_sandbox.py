@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from apps.sandbox.volue.models import SbEvent
+from apps.sandbox.volue.models import SbCall, SbEvent
 
 pytestmark = pytest.mark.django_db
 BASE = "/sandbox/volue"
@@ -43,13 +43,51 @@ def test_api_without_token_is_401(client):
     assert client.post(f"{BASE}/api/users").status_code == 401
 
 
-def test_same_meter_point_twice_is_a_conflict(client, bearer):
+def test_same_meter_point_in_two_locations_is_a_conflict(client, bearer):
     post(client, "users", {"userId": "u"}, bearer)
-    meter = {"meterPointId": "7070", "meterNumber": "1", "locationType": "Residential",
-             "address": {"street": "", "city": "", "zipCode": ""}, "location": None}
 
-    assert post(client, "users/u/meters", meter, bearer).status_code == 201
-    assert post(client, "users/u/meters", meter, bearer).status_code == 409
+    first = post(client, "users/u/locations", {"locationId": "a", "meterPointIds": ["7070"]},
+                 bearer)
+    second = post(client, "users/u/locations", {"locationId": "b", "meterPointIds": ["7070"]},
+                  bearer)
+
+    assert (first.status_code, second.status_code) == (201, 409)
+
+
+def test_quickstart_meters_path_is_not_in_the_partner_api(client, bearer):
+    post(client, "users", {"userId": "u"}, bearer)
+    assert post(client, "users/u/meters", {"meterPointId": "7070"}, bearer).status_code == 404
+    answer = client.put(f"{BASE}/api/users/u/meters/m", "{}", content_type="application/json",
+                        **bearer)
+    assert answer.status_code == 404
+
+
+def test_method_the_document_does_not_give_a_path_is_405(client, bearer):
+    answer = client.patch(f"{BASE}/api/users/u", "{}", content_type="application/json",
+                          **bearer)
+    assert answer.status_code == 405
+
+
+def test_body_the_document_refuses_is_400_naming_the_field(client, bearer):
+    post(client, "users", {"userId": "u"}, bearer)
+    answer = post(client, "users/u/locations",
+                  {"locationId": "a", "locationType": "Garage"}, bearer)
+    assert answer.status_code == 400
+    assert answer.json().startswith("locationType: 'Garage' is not one of")
+
+
+def test_vehicle_refusal_is_problem_details_as_the_document_declares(client, bearer):
+    answer = post(client, "users/u/vehicles", {"resourceId": "v"}, bearer)
+    assert answer.status_code == 400
+    assert answer["Content-Type"] == "application/problem+json"
+    assert "resourceType" in str(answer.json()["errors"])
+
+
+def test_every_call_is_in_the_journal(client, bearer):
+    post(client, "users", {"userId": "u"}, bearer)
+    post(client, "users/u/meters", {}, bearer)
+    assert list(SbCall.objects.values_list("operation_id", "status")) == [
+        ("PostUser", 201), ("", 404)]
 
 
 @pytest.fixture
@@ -74,8 +112,10 @@ def test_valid_energy_usage_report_is_accepted(client, bearer, event):
     ({"resourceId": ""}, "resourceId is required"),
     ({"resolution": "00:15:00"}, "resolution must be 01:00:00"),
     ({"points": [{"timestamp": "2026-03-03T12:30:00Z", "kiloWattHours": 1}]}, "hour start"),
-    ({"points": [{"timestamp": "2026-03-03T12:00:00", "kiloWattHours": 1}]}, "no offset"),
-    ({"points": [{"timestamp": "2026-03-03T12:00:00Z", "kiloWattHours": "1"}]}, "finite"),
+    ({"points": [{"timestamp": "2026-03-03T12:00:00", "kiloWattHours": 1}]},
+     "timestamp: '2026-03-03T12:00:00' is not a 'date-time'"),
+    ({"points": [{"timestamp": "2026-03-03T12:00:00Z", "kiloWattHours": "1"}]},
+     "kiloWattHours: '1' is not of type 'number'"),
 ])
 def test_invalid_report_is_400_with_a_plain_string(client, bearer, event, changes, reason):
     answer = post(client, "reports", usage(**changes), bearer)

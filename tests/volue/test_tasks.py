@@ -12,7 +12,7 @@ USER = "hub-acme-acme"
 
 def test_customer_sync_task_registers_and_logs_a_run(platform, customer):
     platform.post(f"{API}/users", json={"userId": USER}, status=201)
-    platform.post(f"{API}/users/{USER}/meters", json={"meterId": "m"}, status=201)
+    platform.post(f"{API}/users/{USER}/locations", json={"locationId": "l"}, status=201)
 
     counts = tasks.customer_sync(customer.pk)
 
@@ -22,14 +22,20 @@ def test_customer_sync_task_registers_and_logs_a_run(platform, customer):
 
 def test_customer_sync_task_marks_a_refused_meter_as_a_partial_run(platform, customer):
     platform.post(f"{API}/users", json={"userId": USER}, status=201)
-    platform.post(f"{API}/users/{USER}/meters", body='"meterPointId is invalid"', status=400)
+    platform.post(f"{API}/users/{USER}/locations",
+                  body='"meterPointIds: 707057500000000011 is not a known metering point"',
+                  status=400, content_type="application/json")
+    platform.get(f"{API}/users/{USER}/locations", json=[])
 
     tasks.customer_sync(customer.pk)
 
     run = Run.objects.get(kind="volue.register")
-    assert run.status == "partial" and "meterPointId is invalid" in run.error
+    assert run.status == "partial"
+    assert "Volue refused PostLocation (POST /users/hub-acme-acme/locations) with 400: " \
+        "meterPointIds: 707057500000000011 is not a known metering point" in run.error
+    assert "Correct the meter's meterPointId" in run.error
     customer.refresh_from_db()
-    assert "meterPointId is invalid" in customer.last_error
+    assert "is not a known metering point" in customer.last_error
 
 
 def test_catch_up_task_asks_for_reports_when_it_found_events(platform, monkeypatch):

@@ -150,9 +150,12 @@ def test_same_event_in_a_new_notification_is_stored_once(
 
 
 def test_eligibility_update_changes_the_users_eligibility(
-    client, subscription, processed, django_capture_on_commit_callbacks, customer, deployment
+    client, subscription, processed, django_capture_on_commit_callbacks, customer, deployment,
+    monkeypatch,
 ):
     from apps.volue.models import VolueCustomer
+
+    monkeypatch.setattr(tasks.customer_status_refresh, "delay", lambda pk: None)
 
     customer.remote_user_id = "u-in"
     customer.save()

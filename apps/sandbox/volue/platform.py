@@ -19,7 +19,15 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from apps.core.http import ApiClient, HubHTTPError
-from apps.sandbox.volue.models import SbDelivery, SbEvent, SbMeter, SbResource, SbUser, SbWebhook
+from apps.sandbox.volue.models import (
+    SbDelivery,
+    SbEvent,
+    SbLocation,
+    SbReport,
+    SbResource,
+    SbUser,
+    SbWebhook,
+)
 
 DELIVERY_TRIES = 1 + 3  # the first try and three retries, then the notification is dropped
 TYPES = {
@@ -39,8 +47,14 @@ def _hours(start: dt.datetime, hours: int) -> list[str]:
     return [_iso(start + dt.timedelta(hours=i)) for i in range(hours)]
 
 
-def _first_meter(owner: SbUser) -> SbMeter | None:
-    return owner.meters.order_by("pk").first()
+def _location_of(resource: SbResource) -> SbLocation | None:
+    """A location-bound resource's own location; a vehicle charges at its user's first."""
+    return resource.location or resource.user.locations.order_by("pk").first()
+
+
+def _first_meter_point(location: SbLocation) -> str | None:
+    first = location.meter_points.order_by("pk").first()
+    return first.meter_point_id if first else None
 
 
 def event_payload(notification_type: str, start: dt.datetime, hours: int) -> dict:
@@ -53,10 +67,10 @@ def event_payload(notification_type: str, start: dt.datetime, hours: int) -> dic
                 "removedUsers": []}
     if kind == "PriceCurve":
         targets = []
-        for res in SbResource.objects.select_related("user"):
-            location = _first_meter(res.user)
+        for res in SbResource.objects.select_related("user", "location"):
+            location = _location_of(res)
             targets.append({"resourceId": res.resource_id,
-                            "locationId": location.meter_id if location else None})
+                            "locationId": location.location_id if location else None})
         return {"payloadType": kind, "priceArea": "NO1", "targets": targets,
                 "priceCurveDelta": {"energyUnit": "kWh", "currency": "NOK",
                                     "resolution": "01:00:00",
@@ -66,15 +80,17 @@ def event_payload(notification_type: str, start: dt.datetime, hours: int) -> dic
               for i, ts in enumerate(slots)]
     if kind == "ResourceLPC":
         targets = []
-        for res in SbResource.objects.select_related("user"):
-            location = _first_meter(res.user)
+        for res in SbResource.objects.select_related("user", "location"):
+            location = _location_of(res)
             if location is not None:
-                targets.append({"resourceId": res.resource_id, "locationId": location.meter_id,
-                                "meterPointId": location.meter_point_id,
+                targets.append({"resourceId": res.resource_id,
+                                "locationId": location.location_id,
+                                "meterPointId": _first_meter_point(location),
                                 "resolution": "01:00:00", "points": limits})
         return {"payloadType": kind, "targets": targets}
-    targets = [{"locationId": m.meter_id, "meterPointId": m.meter_point_id,
-                "resolution": "01:00:00", "points": limits} for m in SbMeter.objects.all()]
+    targets = [{"locationId": loc.location_id, "meterPointId": _first_meter_point(loc),
+                "resolution": "01:00:00", "points": limits}
+               for loc in SbLocation.objects.prefetch_related("meter_points")]
     return {"payloadType": kind, "targets": targets}
 
 
@@ -183,3 +199,49 @@ def report_errors(body: Any) -> str:
             if error:
                 return error
     return ""
+
+
+# --- eligibility and compensation -------------------------------------------------------
+
+COMPENSATION_PER_KWH = 0.5  # NOK per reported kWh: the sandbox's flat stand-in for a tariff
+
+
+def meter_point_eligible(meter_point_id: str) -> bool:
+    """The sandbox's rule: an 18-digit (GSRN) metering point id in the Norwegian range."""
+    return len(meter_point_id) == 18 and meter_point_id.isdigit() and \
+        meter_point_id.startswith("70705")
+
+
+def user_eligible(user: SbUser) -> bool:
+    """Eligible once one of the user's locations has an eligible metering point."""
+    return any(meter_point_eligible(mp.meter_point_id)
+               for location in user.locations.prefetch_related("meter_points")
+               for mp in location.meter_points.all())
+
+
+def compensation_of(user: SbUser, *, now: dt.datetime) -> dict:
+    """`GetUserCompensationForCurrentMonthResponse`: reported kWh of this month, per location,
+    paid only while the user is enrolled."""
+    start = now.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    kwh: dict[str, float] = {}
+    for report in SbReport.objects.filter(received_at__gte=start, received_at__lt=end):
+        for payload in report.body.get("payloads") or []:
+            location_id = payload.get("locationId")
+            if location_id:
+                kwh[location_id] = kwh.get(location_id, 0.0) + sum(
+                    p.get("kiloWattHours", 0) for p in payload.get("points") or [])
+    rows = []
+    for location in user.locations.prefetch_related("meter_points"):
+        mpids = location.meter_point_ids
+        amount = round(kwh.get(location.location_id, 0.0) * COMPENSATION_PER_KWH, 2)
+        problems = [] if mpids else [{"problemType": "MissingMpidOnLocation",
+                                      "message": "The location has no meter point id."}]
+        active = amount if user.enrolled_at and mpids else 0.0
+        rows.append({"locationId": location.location_id, "meterPointIds": mpids,
+                     "activeAmount": active, "blockedAmount": round(amount - active, 2),
+                     "currency": "NOK", "problems": problems})
+    return {"userId": user.user_id,
+            "period": {"from": start.date().isoformat(),
+                       "to": (end - dt.timedelta(days=1)).date().isoformat()},
+            "locationCompensations": rows}

@@ -72,6 +72,19 @@ def _eligibility_apply(*, event: EventIn) -> None:
         VolueCustomer.objects.filter(remote_user_id__in=user_ids).filter(
             Q(eligibility_updated_at__isnull=True) | Q(eligibility_updated_at__lt=when)
         ).update(eligible=eligible, eligibility_updated_at=when)
+    # The event says who changed; enrollment and compensation follow from the platform.
+    ids = list(VolueCustomer.objects.filter(
+        remote_user_id__in=[*event.added_users, *event.removed_users]
+    ).values_list("pk", flat=True))
+    if ids:
+        transaction.on_commit(lambda: _status_refresh_later(ids))
+
+
+def _status_refresh_later(customer_ids: list[int]) -> None:
+    from apps.volue import tasks  # tasks import the services: imported when needed
+
+    for pk in customer_ids:
+        tasks.customer_status_refresh.delay(pk)
 
 
 def event_record(*, event: EventIn, source: str) -> tuple[Event, bool]:
