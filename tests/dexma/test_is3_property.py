@@ -47,7 +47,7 @@ from apps.sandbox.dexma.models import Is3Stats, Is3Value, PlatformDatasource, Pl
 from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled
 
 pytestmark = pytest.mark.django_db
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))
 # PROPERTY_SHRINK=0 reports the first failing example as found (shrinking takes minutes).
 PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("PROPERTY_SHRINK") != "0"]
 INSERT = "https://insert.is3.test/readings"

@@ -40,7 +40,7 @@ from apps.wattics.services.streams import stream_channels
 from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled
 
 pytestmark = pytest.mark.django_db
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))
 PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("PROPERTY_SHRINK") != "0"]
 URL = "https://collector.property.test/measurements/v2/unifiedjson/"
 CHANNELS = {"aP_1": "active_power", "v_1": "voltage", "pC_1": "active_energy"}
