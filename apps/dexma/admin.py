@@ -91,7 +91,7 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # "Delete on the platform" removes both sides; a local-only delete strands it
 
-    @admin.display(description="Readings")
+    @admin.display(description="Live readings")
     def accounts(self, obj: DexmaDatasource) -> str:
         return link_accounts_html(selectors.datasource_accounts(datasource=obj))
 
