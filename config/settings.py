@@ -122,6 +122,18 @@ DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'hu
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The gevent web workers (config/gunicorn.conf.py) set this: a greenlet per request would
+# otherwise open a connection per request in flight. Celery and commands keep one each.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's rule with a pool: it keeps them
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        # A request waits this long for a connection, then fails as the database being
+        # unavailable (the partner API's 503 with Retry-After).
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Web, worker and beat share one file: take the write lock at BEGIN and wait for it.
@@ -490,6 +502,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Error reports mailed on a 500 mask tokens in query strings and keys in headers too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apps.core.reporting.ExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "apps.core.reporting.ExceptionReporter"
 
 # Ops alerts (failed syncs, broken links) go to these addresses.
 ADMINS = [("ops", addr) for addr in env.list("OPS_EMAILS", default=[])]

@@ -1,5 +1,5 @@
 """The whole hub as real processes, for fault tests: a private PostgreSQL cluster, a private
-Redis, gunicorn (the sandbox platforms mounted), a Celery worker and Celery beat.
+Redis, gunicorn as in the Procfile (the sandbox platforms mounted), a Celery worker and Celery beat.
 
     with Hub(tmp_path) as hub:
         hub.seed_demo(days=3)          # or your own setup through hub.manage / hub.shell
@@ -95,13 +95,12 @@ class Hub:
     """The hub and its stores as processes; a context manager that tears everything down."""
 
     def __init__(self, workdir: Path, *, beat: bool = True, worker_concurrency: int = 2,
-                 env: dict | None = None, web_workers: int = 2, web_threads: int = 4,
+                 env: dict | None = None, web_workers: int = 2,
                  schedules: dict[str, int | None] | None = None):
         self.workdir = Path(workdir)
         self.beat_enabled = beat
         self.worker_concurrency = worker_concurrency
         self.web_workers = web_workers
-        self.web_threads = web_threads
         self.schedules = {**DEFAULT_SCHEDULES, **(schedules or {})}
         self.pg_port = free_port()
         self.redis_port = free_port()
@@ -353,11 +352,11 @@ class Hub:
         self.manage("collectstatic", "--noinput", "-v0")
 
     def start_web(self) -> None:
-        self._spawn("web", [PYTHON, "-m", "gunicorn", "config.wsgi",
-                            "-b", f"127.0.0.1:{self.web_port}", "-k", "gthread",
-                            "-w", str(self.web_workers), "--threads", str(self.web_threads),
-                            "--keep-alive", "30", "--graceful-timeout", "5",
-                            "--log-level", "warning"])
+        """gunicorn as the Procfile runs it (config/gunicorn.conf.py: gevent workers, access
+        log), on this hub's port with `web_workers` workers."""
+        self._spawn("web", [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                            "-b", f"127.0.0.1:{self.web_port}",
+                            "-w", str(self.web_workers), "--graceful-timeout", "5"])
         self.wait_for(self._web_up, 60, "gunicorn to answer /healthz")
 
     def _web_up(self) -> bool:
