@@ -129,6 +129,8 @@ class Hub:
             **(env or {}),
         }
         self.procs: dict[str, subprocess.Popen] = {}
+        # Secrets a scenario sent or stored; none may appear in any log (`log_leaks`).
+        self.planted: set[str] = {self.env["SECRET_KEY"], self.env["SECRETS_ENCRYPTION_KEY"]}
         self._logs: dict[str, object] = {}
         self._log_starts: dict[str, int] = {}
         self._conn: psycopg.Connection | None = None
@@ -312,6 +314,8 @@ class Hub:
         done = self.manage("demo_setup", "--days", str(days), env={"DEBUG": "true"})
         api_key = next((line.split(":", 1)[1].strip() for line in done.stdout.splitlines()
                         if "API key for" in line), None)
+        if api_key:
+            self.plant(api_key)
         if not keep_backfill:
             self.sql("DELETE FROM dexma_backfill")
         if self._redis_running():
@@ -436,6 +440,33 @@ class Hub:
         with open(self.log_path(name), "rb") as log:
             log.seek(self._log_starts.get(name, 0))
             return text.encode() in log.read()
+
+    # --- secrets in logs ----------------------------------------------------------------
+
+    def plant(self, secret: str) -> str:
+        """Remember a secret this scenario sends or stores; returns it."""
+        self.planted.add(secret)
+        return secret
+
+    def log_leaks(self) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """Every log file under logs/ searched for every planted secret (and its URL-encoded
+        form): ({file: [secrets found]}, {"files", "lines", "secrets"} scanned)."""
+        from urllib.parse import quote
+
+        needles = {secret: {secret, quote(secret, safe="")} for secret in self.planted}
+        leaks: dict[str, list[str]] = {}
+        scanned = {"files": 0, "lines": 0, "secrets": len(needles)}
+        for path in sorted(self.log_dir.glob("*")):
+            if not path.is_file():
+                continue
+            text = path.read_text(errors="replace")
+            scanned["files"] += 1
+            scanned["lines"] += text.count("\n")
+            found = [secret[:6] + "…" for secret, forms in needles.items()
+                     if any(form in text for form in forms)]
+            if found:
+                leaks[path.name] = found
+        return leaks, scanned
 
     # --- helpers ------------------------------------------------------------------------
 
