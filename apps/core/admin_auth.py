@@ -6,11 +6,14 @@ from django.conf import settings
 from django.http import HttpRequest
 
 
-def client_address(request: HttpRequest) -> str:
+def client_address(request: HttpRequest | None) -> str | None:
     """The client's address: the socket's, or behind TRUSTED_PROXY_COUNT proxies the entry
     of X-Forwarded-For the outermost trusted proxy wrote (entries left of it are whatever
     the client sent, so they cannot be believed)."""
-    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
+    if request is None:
+        return None
+    # None when there is no socket (a login made in code, not over HTTP).
+    remote = request.META.get("REMOTE_ADDR") or None
     count = settings.TRUSTED_PROXY_COUNT
     if count <= 0:
         return remote
