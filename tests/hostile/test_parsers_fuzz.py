@@ -100,7 +100,8 @@ notification_fields = st.fixed_dictionaries({
     "notificationId": st.one_of(any_text, st.text(min_size=120, max_size=140)),
     "eventId": st.one_of(any_text, st.text(min_size=120, max_size=140)),
     "eventCreatedAtUtc": st.sampled_from(["2026-03-03T10:00:00+00:00", "x", ""]),
-    "notificationSentUtc": st.sampled_from(["2026-03-03T10:00:01+00:00", "0001-01-01T00:00:00+01:00"]),
+    "notificationSentUtc": st.sampled_from(["2026-03-03T10:00:01+00:00",
+                                            "0001-01-01T00:00:00+01:00"]),
     "notificationType": st.sampled_from(["LocationLPCRequested", "Nope"]),
     "payload": st.fixed_dictionaries({
         "payloadType": st.sampled_from(["LocationLPC", "PriceCurve"]),
