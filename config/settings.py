@@ -5,6 +5,7 @@ SECRETS_ENCRYPTION_KEY. With DEBUG=true it runs on embedded defaults (SQLite and
 file-system Celery broker under var/), which is what `make demo` uses.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -69,6 +70,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "csp",
+    "axes",
+    "auditlog",
     "apps.core",
     "apps.pull",
     "apps.partner_api",
@@ -122,6 +125,18 @@ DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'hu
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The gevent web workers (config/gunicorn.conf.py) set this: a greenlet per request would
+# otherwise open a connection per request in flight. Celery and commands keep one each.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's rule with a pool: it keeps them
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        # A request waits this long for a connection, then fails as the database being
+        # unavailable (the partner API's 503 with Retry-After).
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Web, worker and beat share one file: take the write lock at BEGIN and wait for it.
@@ -133,6 +148,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# One body-size rule for every endpoint (apps.core.middleware.RequestBodyMiddleware answers
+# 413 with it before anything is read); Django's own form limit is the same number, so a
+# body under it never fails deeper down. A 10,000-reading batch pretty-printed is ~2.7 MB.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=8 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
@@ -378,7 +399,7 @@ PARTNER_API_RATE_PER_MINUTE = env.int("PARTNER_API_RATE_PER_MINUTE", default=600
 PARTNER_API_PAGE_SIZE = 500
 PARTNER_API_MAX_PAGE_SIZE = 1000
 PARTNER_API_MAX_BATCH = 10_000
-PARTNER_API_MAX_BODY_BYTES = 8 * 1024 * 1024
+PARTNER_API_MAX_BODY_BYTES = MAX_REQUEST_BODY_BYTES
 PARTNER_API_MAX_RANGE_DAYS = 366
 
 # --- Outbox ------------------------------------------------------------------------------
@@ -471,7 +492,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'plain', not {LOG_FORMAT!r}")
 # Each request starts with an empty log context (see apps.core.logs).
-MIDDLEWARE = ["apps.core.logs.LogContextMiddleware", *MIDDLEWARE]
+MIDDLEWARE = ["apps.core.logs.LogContextMiddleware", "apps.core.middleware.RequestBodyMiddleware",
+              *MIDDLEWARE, "auditlog.middleware.AuditlogMiddleware",
+              # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+              "axes.middleware.AxesMiddleware"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -490,6 +514,59 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Admin: login throttling and the audit history of configuration --------------------
+
+# django-axes: after AXES_FAILURE_LIMIT failed logins an account, and separately an address,
+# is locked out for AXES_COOLOFF_MINUTES (answered 429). Behind TRUSTED_PROXY_COUNT proxies
+# the client's address is read from X-Forwarded-For; without it, from the socket.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend",
+                           "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "apps.core.admin_auth.client_address"
+# Attempts are in the database, never a password: only the user name and the address.
+AXES_SENSITIVE_PARAMETERS = ["password", "api_key", "dep_token", "temp_token", "token"]
+
+# django-auditlog: who changed what in ops' configuration, readable under Audit log in the
+# admin. Secrets (encrypted at rest) are never copied into the history, and neither are the
+# fields the hub itself updates as it runs (cursors, last-run markers, counters), so the
+# history holds configuration changes only.
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "core.Deployment", "exclude_fields": ["created_at", "updated_at"]},
+    {"model": "core.Datasource", "exclude_fields": ["consent_status", "consent_expires_at",
+                                                    "created_at", "updated_at"]},
+    {"model": "core.DeliveryLink", "include_fields": ["platform", "name", "deployment",
+                                                      "state", "broken_reason", "ordered"]},
+    {"model": "pull.Connection", "exclude_fields": [
+        "api_key", "password", "client_secret", "refresh_token", "usage_watermark",
+        "last_status", "last_run", "last_success_at", "last_error", "created_at",
+        "updated_at"]},
+    {"model": "pull.Endpoint"},
+    {"model": "wattics.WatticsStream", "include_fields": [
+        "deployment", "device", "meter_id", "kind", "interval_seconds", "timezone",
+        "start_at", "link"]},
+    {"model": "wattics.WatticsAccount", "exclude_fields": [
+        "password", "created_at", "updated_at"]},
+    {"model": "wattics.WatticsChannel"},
+    {"model": "partner_api.ApiKey", "exclude_fields": ["key_hash", "created_at",
+                                                       "last_used_at"]},
+    {"model": "dexma.Installation", "include_fields": ["dep_id", "deployment", "installed_at",
+                                                       "reinstalled_at"]},
+    {"model": "dexma.DexmaDatasource", "include_fields": [
+        "installation", "deployment", "name", "platform_id", "key", "timezone", "enabled",
+        "consent_suspended", "link"]},
+    {"model": "dexma.SelectedDevice"},
+    {"model": "volue.WebhookSubscription", "exclude_fields": ["secret", "created_at",
+                                                              "updated_at"]},
+)
+
+# Error reports mailed on a 500 mask tokens in query strings and keys in headers too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apps.core.reporting.ExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "apps.core.reporting.ExceptionReporter"
 
 # Ops alerts (failed syncs, broken links) go to these addresses.
 ADMINS = [("ops", addr) for addr in env.list("OPS_EMAILS", default=[])]

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
+from apps.core.redact import redact
+
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
@@ -68,6 +70,31 @@ class ContextFilter(logging.Filter):
         return True
 
 
+def _redact_record(record: logging.LogRecord, formatter: logging.Formatter) -> None:
+    """Mask secrets in what the record will show: its message (arguments merged in), its
+    traceback and its string extras. DEXMA's tokens ride in query strings, which gunicorn's
+    access line, Django's request warnings and errors quoting a URL all repeat."""
+    message = record.getMessage()
+    record.msg, record.args = redact(message), ()
+    if record.exc_info:
+        if not record.exc_text:
+            record.exc_text = formatter.formatException(record.exc_info)
+        # The formatters fall back on exc_text: the raw exc_info would be formatted afresh.
+        record.exc_info = None
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    for key, value in list(record.__dict__.items()):
+        if isinstance(value, str) and key not in _PLAIN_ATTRIBUTES:
+            record.__dict__[key] = redact(value)
+
+
+_PLAIN_ATTRIBUTES = {"msg", "exc_text", "stack_info", "levelname", "name", "pathname",
+                     "filename", "module", "funcName", "processName", "threadName",
+                     "taskName"}
+
+
 class JsonFormatter(_JsonFormatter):
     """One JSON object per line: time (UTC, ISO 8601), level, logger, message, context."""
 
@@ -75,6 +102,10 @@ class JsonFormatter(_JsonFormatter):
         fields = " ".join(f"%({name})s" for name in ("levelname", "name", "message", *FIELDS))
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
         super().__init__(fields, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        _redact_record(record, self)
+        return redact(super().format(record))
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
@@ -102,7 +133,8 @@ class PlainFormatter(logging.Formatter):
             if getattr(record, key, None) is not None
         ]
         record.context = f"[{' '.join(known)}] " if known else ""
-        return super().format(record)
+        _redact_record(record, self)
+        return redact(super().format(record))
 
 
 class LogContextMiddleware:

@@ -41,7 +41,13 @@ def parse_instant(raw: str, *, name: str, tz: str) -> dt.datetime:
             f"{name} '{raw}' has no UTC offset; add one (e.g. +01:00 or Z) or send a date",
             code="invalid_date", fields={name: ["timestamp without UTC offset"]},
         )
-    return value
+    # In UTC: PostgreSQL refuses offsets past ±15:59, which ISO 8601 allows up to ±23:59.
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ApiError(f"{name} '{raw}' is outside the calendar once in UTC",
+                       code="invalid_date", fields={name: ["outside the calendar in UTC"]},
+                       ) from None
 
 
 @dataclass(frozen=True, slots=True)

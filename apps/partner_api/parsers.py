@@ -1,13 +1,16 @@
 """JSON request bodies, parsed from bytes in one go, with NUL characters kept out.
 
 PostgreSQL text cannot hold U+0000: a NUL inside a pushed device id would fail the
-quarantine insert for the whole batch. The escape is kept as visible text instead.
+quarantine insert for the whole batch. The escape is kept as visible text instead. A lone
+UTF-16 surrogate cannot even be encoded to send: the request is refused naming the field.
 """
 
 import json
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+
+from apps.core.jsonbody import unstorable_find
 
 
 class PartnerJSONParser(JSONParser):
@@ -16,10 +19,19 @@ class PartnerJSONParser(JSONParser):
         if b"\\u0000" in raw:
             raw = raw.replace(b"\\u0000", b"\\\\u0000")
         try:
-            return json.loads(raw)
+            data = json.loads(raw)
         except ValueError as exc:
             raise ParseError(f"the body is not valid JSON: {exc}") from None
         except RecursionError:
             raise ParseError("the body is nested too deeply to be a request; "
                              "send flat records") from None
 
+        found = unstorable_find(data, raw, nul=False)
+        if found:
+            # errors.py imports DRF's views, which load this parser class: import late.
+            from apps.partner_api.errors import ApiError
+
+            path, problem = found
+            raise ApiError(f"{path} {problem}; send it as valid UTF-8 text",
+                           code="invalid_text", fields={path: [problem]})
+        return data

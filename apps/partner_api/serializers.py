@@ -5,8 +5,10 @@ objects costs more than the query); these serializers describe the same shapes f
 """
 
 import math
+import zoneinfo
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.models import COMMODITY_SUBTYPES, Commodity
@@ -28,6 +30,12 @@ def storable_json(value, depth: int = 0) -> None:
     if isinstance(value, list):
         for child in value:
             storable_json(child, depth + 1)
+
+
+@extend_schema_field({"type": "string", "enum": sorted(zoneinfo.available_timezones()),
+                      "description": "IANA time zone, e.g. Europe/Madrid."})
+class TimeZoneField(serializers.CharField):
+    """The schema lists the zones the hub knows, so a client can tell a valid one."""
 
 
 class AddressSerializer(serializers.Serializer):
@@ -57,7 +65,7 @@ class AssetInputSerializer(serializers.Serializer):
                                       max_value=90)
     longitude = serializers.FloatField(required=False, allow_null=True, min_value=-180,
                                        max_value=180)
-    timezone = serializers.CharField(max_length=64, required=False)
+    timezone = TimeZoneField(max_length=64, required=False)
     metadata = serializers.DictField(required=False, validators=[storable_json])
     active = serializers.BooleanField(required=False)
 
@@ -180,7 +188,8 @@ class ReadingBatchSerializer(serializers.Serializer):
 
 
 class ReadingBatchDocSerializer(serializers.Serializer):
-    readings = ReadingItemSerializer(many=True)
+    readings = ReadingItemSerializer(many=True, allow_empty=False, min_length=1,
+                                     max_length=settings.PARTNER_API_MAX_BATCH)
 
 
 class RejectionSerializer(serializers.Serializer):

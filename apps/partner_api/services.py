@@ -107,8 +107,8 @@ def meter_upsert(*, deployment: Deployment, external_id: str,
         site = Site.objects.filter(deployment=deployment, external_id=asset).first()
         if site is None:
             raise ApiError(f"no asset '{asset}' in this deployment; create it first with PUT "
-                           f"/api/v1/assets/{asset}/", code="invalid",
-                           fields={"asset": ["unknown asset"]})
+                           f"/api/v1/assets/{asset}/", code="unknown_asset",
+                           status_code=409, fields={"asset": ["unknown asset"]})
     device = (Device.objects.select_for_update()
               .filter(deployment=deployment, external_id=external_id).first())
     created = device is None

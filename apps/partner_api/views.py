@@ -33,10 +33,12 @@ DEPLOYMENT = OpenApiParameter(
     "deployment", str, description="Deployment slug. Needed only when the key reaches "
     "several deployments.")
 PAGING = [
-    OpenApiParameter("limit", int, description=(
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1,
+                               "maximum": settings.PARTNER_API_MAX_PAGE_SIZE}, description=(
         f"Page size, default {settings.PARTNER_API_PAGE_SIZE}, at most "
         f"{settings.PARTNER_API_MAX_PAGE_SIZE}.")),
-    OpenApiParameter("offset", int, description="Records to skip (offset pagination)."),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": 2**62},
+                     description="Records to skip (offset pagination)."),
     OpenApiParameter("cursor", str, description=(
         "Opaque `next_cursor` of an earlier page (cursor pagination; not with offset). "
         "Records are ordered by change, so a cursor kept between pulls returns exactly what "
@@ -137,8 +139,8 @@ class PartnerApiView(APIView):
 
     def updated_since(self, deployment: Deployment):
         raw = self.request.query_params.get("updated_since")
-        if not raw:
-            return None
+        if raw is None:
+            return None  # an empty value is refused like any other that is not a date
         return parse_instant(raw, name="updated_since", tz=deployment.timezone)
 
 
@@ -222,7 +224,9 @@ class MeterDetailView(PartnerApiView):
         "join the deployment's 'partner-api' datasource. Needs a read-write key.",
         parameters=[DEPLOYMENT], request=serializers.MeterInputSerializer,
         responses={200: serializers.MeterOutputSerializer,
-                   201: serializers.MeterOutputSerializer, **ERRORS},
+                   201: serializers.MeterOutputSerializer, **ERRORS,
+                   409: OpenApiResponse(serializers.ErrorSerializer, description=(
+                       "`asset` names no asset of this deployment yet: create it first."))},
     )
     def put(self, request, external_id: str):
         deployment = self.deployment()

@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.core.http import ApiClient, ClientCredentialsAuth, PermanentError, response_json
+from apps.core.jsonbody import unstorable_find
 from apps.volue.schemas import (
     CompensationIn,
     Enrollment,
@@ -150,10 +151,25 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+# The longest ids and fields the hub stores (apps/volue/models.py); longer is malformed.
+ID_MAX = 128
+_TARGET_MAX = {"locationId": 128, "meterPointId": 64, "resourceId": 128, "resolution": 16}
+
+
+def _bounded(value: str, name: str, limit: int) -> str:
+    if len(value) > limit:
+        raise MalformedPayload(f"{name} has {len(value):,} characters, more than {limit}")
+    return value
+
+
 def event_parse(event_id: Any, created_at: Any, payload: Any) -> EventIn:
     """An event (from a notification or from GET /events) in the hub's terms."""
     if not isinstance(event_id, str) or not event_id:
         raise MalformedPayload("the event has no id")
+    _bounded(event_id, "eventId", ID_MAX)
+    found = unstorable_find(payload)  # events come from pages of GET /events too
+    if found:
+        raise MalformedPayload(f"event {event_id}: payload.{found[0]} {found[1]}")
     if not isinstance(payload, dict) or payload.get("payloadType") not in PAYLOAD_TYPES:
         kind = payload.get("payloadType") if isinstance(payload, dict) else None
         raise MalformedPayload(f"event {event_id}: unknown payloadType {kind!r}")
@@ -177,6 +193,8 @@ def event_parse(event_id: Any, created_at: Any, payload: Any) -> EventIn:
     for raw in raw_targets:
         if not isinstance(raw, dict):
             raise MalformedPayload(f"event {event_id}: a target is not an object")
+        for name, limit in _TARGET_MAX.items():
+            _bounded(_text(raw.get(name)), f"event {event_id}: {name}", limit)
         points = raw.get("points") or []
         resolution = _text(raw.get("resolution"))
         if points:
@@ -229,6 +247,9 @@ def notification_parse(body: bytes) -> NotificationIn:
         raise MalformedPayload("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedPayload("the body is not a JSON object")
+    found = unstorable_find(data, body, nul=False)
+    if found:
+        raise MalformedPayload(f"{found[0]} {found[1]}")
     required = ("notificationId", "eventId", "eventCreatedAtUtc", "notificationSentUtc",
                 "notificationType", "payload")
     missing = [name for name in required if name not in data]
@@ -237,6 +258,7 @@ def notification_parse(body: bytes) -> NotificationIn:
     notification_id = data["notificationId"]
     if not isinstance(notification_id, str) or not notification_id:
         raise MalformedPayload("notificationId must be a non-empty string")
+    _bounded(notification_id, "notificationId", ID_MAX)
     if data["notificationType"] not in NOTIFICATION_TYPES:
         raise MalformedPayload(f"unknown notificationType {data['notificationType']!r}")
     event = event_parse(data["eventId"], data["eventCreatedAtUtc"], data["payload"])

@@ -36,12 +36,25 @@ def hub_workdir(request):
 
 @pytest.fixture
 def hub_factory(hub_workdir):
-    """Build a Hub in the test's directory: `with hub_factory(beat=False) as hub: ...`."""
+    """Build a Hub in the test's directory: `with hub_factory(beat=False) as hub: ...`.
+
+    Afterwards every log the hub's processes wrote is searched for every secret the scenario
+    planted (the keys of the environment, the partner API key, what a test adds with
+    `hub.plant`): one found fails the test.
+    """
+    made: list[Hub] = []
 
     def make(**kwargs) -> Hub:
-        return Hub(hub_workdir, **kwargs)
+        hub = Hub(hub_workdir, **kwargs)
+        made.append(hub)
+        return hub
 
-    return make
+    yield make
+    for hub in made:
+        leaks, scanned = hub.log_leaks()
+        print(f"\nFIGURES log scan: {scanned['files']} files, {scanned['lines']:,} lines, "
+              f"{scanned['secrets']} planted secrets, found {leaks or 'none'}")
+        assert not leaks, f"secrets in the logs (file: first characters): {leaks}"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,5 +1,5 @@
 """The whole hub as real processes, for fault tests: a private PostgreSQL cluster, a private
-Redis, gunicorn (the sandbox platforms mounted), a Celery worker and Celery beat.
+Redis, gunicorn as in the Procfile (the sandbox platforms mounted), a Celery worker and Celery beat.
 
     with Hub(tmp_path) as hub:
         hub.seed_demo(days=3)          # or your own setup through hub.manage / hub.shell
@@ -95,13 +95,12 @@ class Hub:
     """The hub and its stores as processes; a context manager that tears everything down."""
 
     def __init__(self, workdir: Path, *, beat: bool = True, worker_concurrency: int = 2,
-                 env: dict | None = None, web_workers: int = 2, web_threads: int = 4,
+                 env: dict | None = None, web_workers: int = 2,
                  schedules: dict[str, int | None] | None = None):
         self.workdir = Path(workdir)
         self.beat_enabled = beat
         self.worker_concurrency = worker_concurrency
         self.web_workers = web_workers
-        self.web_threads = web_threads
         self.schedules = {**DEFAULT_SCHEDULES, **(schedules or {})}
         self.pg_port = free_port()
         self.redis_port = free_port()
@@ -130,6 +129,8 @@ class Hub:
             **(env or {}),
         }
         self.procs: dict[str, subprocess.Popen] = {}
+        # Secrets a scenario sent or stored; none may appear in any log (`log_leaks`).
+        self.planted: set[str] = {self.env["SECRET_KEY"], self.env["SECRETS_ENCRYPTION_KEY"]}
         self._logs: dict[str, object] = {}
         self._log_starts: dict[str, int] = {}
         self._conn: psycopg.Connection | None = None
@@ -313,6 +314,8 @@ class Hub:
         done = self.manage("demo_setup", "--days", str(days), env={"DEBUG": "true"})
         api_key = next((line.split(":", 1)[1].strip() for line in done.stdout.splitlines()
                         if "API key for" in line), None)
+        if api_key:
+            self.plant(api_key)
         if not keep_backfill:
             self.sql("DELETE FROM dexma_backfill")
         if self._redis_running():
@@ -353,11 +356,11 @@ class Hub:
         self.manage("collectstatic", "--noinput", "-v0")
 
     def start_web(self) -> None:
-        self._spawn("web", [PYTHON, "-m", "gunicorn", "config.wsgi",
-                            "-b", f"127.0.0.1:{self.web_port}", "-k", "gthread",
-                            "-w", str(self.web_workers), "--threads", str(self.web_threads),
-                            "--keep-alive", "30", "--graceful-timeout", "5",
-                            "--log-level", "warning"])
+        """gunicorn as the Procfile runs it (config/gunicorn.conf.py: gevent workers, access
+        log), on this hub's port with `web_workers` workers."""
+        self._spawn("web", [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                            "-b", f"127.0.0.1:{self.web_port}",
+                            "-w", str(self.web_workers), "--graceful-timeout", "5"])
         self.wait_for(self._web_up, 60, "gunicorn to answer /healthz")
 
     def _web_up(self) -> bool:
@@ -437,6 +440,33 @@ class Hub:
         with open(self.log_path(name), "rb") as log:
             log.seek(self._log_starts.get(name, 0))
             return text.encode() in log.read()
+
+    # --- secrets in logs ----------------------------------------------------------------
+
+    def plant(self, secret: str) -> str:
+        """Remember a secret this scenario sends or stores; returns it."""
+        self.planted.add(secret)
+        return secret
+
+    def log_leaks(self) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """Every log file under logs/ searched for every planted secret (and its URL-encoded
+        form): ({file: [secrets found]}, {"files", "lines", "secrets"} scanned)."""
+        from urllib.parse import quote
+
+        needles = {secret: {secret, quote(secret, safe="")} for secret in self.planted}
+        leaks: dict[str, list[str]] = {}
+        scanned = {"files": 0, "lines": 0, "secrets": len(needles)}
+        for path in sorted(self.log_dir.glob("*")):
+            if not path.is_file():
+                continue
+            text = path.read_text(errors="replace")
+            scanned["files"] += 1
+            scanned["lines"] += text.count("\n")
+            found = [secret[:6] + "…" for secret, forms in needles.items()
+                     if any(form in text for form in forms)]
+            if found:
+                leaks[path.name] = found
+        return leaks, scanned
 
     # --- helpers ------------------------------------------------------------------------
 

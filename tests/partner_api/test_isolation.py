@@ -88,5 +88,5 @@ def test_upserting_into_another_deployment_by_name_is_forbidden(api, theirs, pat
 def test_a_meter_cannot_be_attached_to_another_deployments_asset(api, theirs):
     response = api.put("/api/v1/meters/m2/", {"type": "Energy", "unit": "kWh", "asset": "hq"},
                        format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409  # no such asset in this deployment
     assert response.json()["error"]["fields"]["asset"]

@@ -29,6 +29,7 @@ from apps.core.cache import CACHE_ERRORS
 from apps.core.http import PermanentError, TransientError
 from apps.core.logs import log_context
 from apps.core.models import DeliveryLink, Deployment, OutboundBatch
+from apps.core.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -282,12 +283,12 @@ def _outcome_of_error(exc: Exception) -> Outcome:
             ok=False,
             status=exc.status_code,
             body=exc.body,
-            error=str(exc),
+            error=redact(str(exc)),
             permanent=isinstance(exc, PermanentError),
             retry_after=exc.retry_after,
         )
     # A bug or an unforeseen failure: retried on schedule, dead after the last attempt.
-    return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
+    return Outcome(ok=False, error=redact(f"{type(exc).__name__}: {exc}"))
 
 
 def outbox_dispatch(

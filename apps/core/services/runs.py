@@ -10,6 +10,7 @@ from django.utils import timezone
 from apps.core import metrics
 from apps.core.logs import log_context
 from apps.core.models import Deployment, Run
+from apps.core.redact import redact
 
 
 def run_start(
@@ -26,7 +27,8 @@ def run_finish(
     run.finished_at = timezone.now()
     if counts is not None:
         run.counts = counts
-    run.error = error
+    # Errors quote URLs and answers, which may carry a platform's token.
+    run.error = redact(error)
     run.save(update_fields=["status", "finished_at", "counts", "error"])
     duration = run.duration
     metrics.run_observe(kind=run.kind, status=run.status,
