@@ -380,6 +380,8 @@ PARTNER_API_MAX_PAGE_SIZE = 1000
 PARTNER_API_MAX_BATCH = 10_000
 PARTNER_API_MAX_BODY_BYTES = 8 * 1024 * 1024
 PARTNER_API_MAX_RANGE_DAYS = 366
+# Deleted meters and assets stay listable (?include_deleted=true) this many days.
+PARTNER_API_TOMBSTONE_DAYS = env.int("PARTNER_API_TOMBSTONE_DAYS", default=400)
 
 # --- Outbox ------------------------------------------------------------------------------
 
