@@ -139,7 +139,7 @@ def test_updated_since_on_assets_uses_their_change_time(api, deployment):
 def test_the_portable_usage_query_returns_what_the_postgresql_one_does(
         deployment, make_device, flt, after):
     from apps.partner_api import selectors
-    from apps.partner_api.params import Bound, PageRequest
+    from apps.partner_api.params import PageRequest
 
     for meter in ("m1", "m2"):
         make_device(deployment, meter)
