@@ -30,7 +30,9 @@ ERRORS = {
         401: "No API key, or an invalid or revoked one.",
         403: "The key does not reach this deployment, or is read-only for a write.",
         404: "No such record in this deployment.",
-        429: "Rate limit exceeded: wait `Retry-After` seconds.",
+        429: "Rate limit of this key exceeded (per minute, see `X-RateLimit-Limit`): wait "
+             "`Retry-After` seconds, then retry.",
+        503: "The database is unavailable for a moment: retry after `Retry-After` seconds.",
     }.items()
 }
 # A day (midnight in the deployment's zone) or an instant with an offset.
