@@ -66,6 +66,14 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _stamp(value: dt.datetime | None) -> str | None:
+    """A change time, always UTC with microseconds.
+
+    Fixed width, so that text order is time order for clients keeping their cursor as text.
+    """
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds") if value else None
+
+
 # --- assets and meters --------------------------------------------------------------------
 
 # Meters and assets carry their save time, which precedes their commit by the length of the
@@ -85,7 +93,7 @@ def asset_data(site: Site) -> dict:
         "timezone": site.timezone,
         "metadata": site.metadata,
         "active": site.is_active,
-        "updated_at": _iso(site.updated_at),
+        "updated_at": _stamp(site.updated_at),
         "deleted": False,
         "deleted_at": None,
     }
@@ -101,7 +109,7 @@ def meter_data(device: Device) -> dict:
         "unit": device.unit,
         "metadata": device.metadata,
         "active": device.is_active,
-        "updated_at": _iso(device.updated_at),
+        "updated_at": _stamp(device.updated_at),
         "deleted": False,
         "deleted_at": None,
     }
@@ -109,8 +117,8 @@ def meter_data(device: Device) -> dict:
 
 def _tombstone_data(stone: Tombstone, blank: dict) -> dict:
     return {**blank, "external_id": stone.external_id, "active": False,
-            "updated_at": _iso(stone.deleted_at), "deleted": True,
-            "deleted_at": _iso(stone.deleted_at)}
+            "updated_at": _stamp(stone.deleted_at), "deleted": True,
+            "deleted_at": _stamp(stone.deleted_at)}
 
 
 _BLANK_ASSET = {"external_id": None, "name": None, "address": None, "latitude": None,
@@ -355,7 +363,7 @@ def usage_list(*, deployment: Deployment, flt: SeriesFilter,
             "cost": cost,
             "currency": currency or None,
             "estimated": estimated,
-            "updated_at": _iso(changed_at),
+            "updated_at": _stamp(changed_at),
         })
     return out, [r[0] for r in rows], bound
 
@@ -465,6 +473,6 @@ def readings_list(*, deployment: Deployment, flt: SeriesFilter,
         "device__unit", "changed_at"))
     keys, units = cat.keys, cat.units
     out = [{"meter": ext, "parameter": keys[pid], "timestamp": ts.isoformat(), "value": value,
-            "unit": units[pid] or unit, "estimated": estimated, "updated_at": _iso(changed)}
+            "unit": units[pid] or unit, "estimated": estimated, "updated_at": _stamp(changed)}
            for _, pid, ts, value, estimated, ext, unit, changed in rows]
     return out, [r[0] for r in rows], bound

@@ -44,7 +44,7 @@ def test_updated_at_is_the_commit_time_of_the_last_change(api, loaded):
     commit = ReadingCommit.objects.filter(deployment=loaded).latest("seq")
     again = by_key(pull(api, "/api/v1/usage/"))
     key = ("m1", (T0 + 2 * QH).isoformat())
-    assert again[key]["updated_at"] == commit.at.isoformat()
+    assert again[key]["updated_at"] == commit.at.isoformat(timespec="microseconds")
     assert again[key]["updated_at"] > first[key]["updated_at"]
     assert all(again[k]["updated_at"] == first[k]["updated_at"] for k in first if k != key)
 
