@@ -8,6 +8,7 @@ Run by tests/contract with the contract venv's Python: the configuration is the 
 
 import json
 import sys
+from pathlib import Path
 
 import dlt
 import duckdb
@@ -15,7 +16,7 @@ from dlt.sources.rest_api import rest_api_source
 
 
 def main(path: str) -> None:
-    spec = json.loads(open(path).read())
+    spec = json.loads(Path(path).read_text())
     database = f"{spec['workdir']}/{spec['pipeline']}.duckdb"
     pipeline = dlt.pipeline(pipeline_name=spec["pipeline"], pipelines_dir=spec["workdir"],
                             destination=dlt.destinations.duckdb(database),
