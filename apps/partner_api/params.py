@@ -54,8 +54,11 @@ def params_check(params, *, accepted: tuple[str, ...], repeatable: tuple[str, ..
             f"{', '.join(sorted(accepted))}",
             code="unknown_parameter", fields={n: ["unknown parameter"] for n in unknown})
     for name, values in params.lists():
-        if len(values) > 1 and name not in repeatable:
-            raise ApiError(f"'{name}' is given {len(values)} times; give it once",
+        # A client adding its own copy of a parameter its `next` URL already holds means the
+        # same; two different values would leave one of them silently unused.
+        if len(set(values)) > 1 and name not in repeatable:
+            raise ApiError(f"'{name}' is given {len(values)} times with different values "
+                           f"({', '.join(sorted(set(values)))}); give it once",
                            code="invalid", fields={name: ["given more than once"]})
 
 

@@ -86,3 +86,21 @@ def late_changes(deployment) -> int:
     usage_ingest(deployment, "late", [(T0 - (h + 1) * HOUR, 1.5) for h in range(6)])
     usage_ingest(deployment, "m3", [(T0 + h * HOUR, float(2000 + h)) for h in range(10)])
     return 3 + 1 + 6
+
+
+@pytest.fixture
+def requests_seen():
+    """The query strings of the usage requests the hub answered, as the server saw them."""
+    from urllib.parse import parse_qs
+
+    from django.core.signals import request_started
+
+    seen: list[dict] = []
+
+    def note(sender, environ=None, **kwargs):
+        if environ and environ.get("PATH_INFO") == "/api/v1/usage/":
+            seen.append(parse_qs(environ.get("QUERY_STRING", "")))
+
+    request_started.connect(note, weak=False)
+    yield seen
+    request_started.disconnect(note)

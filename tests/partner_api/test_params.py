@@ -122,9 +122,17 @@ def test_a_post_refuses_unknown_query_parameters(api, deployment, make_device):
     assert error_of(response)["code"] == "unknown_parameter"
 
 
-def test_a_repeated_single_parameter_is_refused(api):
+def test_a_single_parameter_repeated_with_different_values_is_refused(api):
     error = error_of(api.get("/api/v1/usage/?limit=5&limit=10"))
-    assert "'limit' is given 2 times" in error["message"]
+    assert "'limit' is given 2 times with different values (10, 5)" in error["message"]
+
+
+def test_a_single_parameter_repeated_with_the_same_value_is_that_value(api, deployment,
+                                                                       make_device):
+    make_device(deployment, "m1")
+    ingest_usage(deployment, "m1", 3)
+    body = api.get("/api/v1/usage/?limit=2&limit=2").json()
+    assert len(body["results"]) == 2
 
 
 @pytest.mark.parametrize(("params", "code", "field"), [
