@@ -91,14 +91,18 @@ style the page was asked in.
 **What you see when data changes while you page.** Records are ordered by an id a record
 keeps for life. A correction changes a record's value and `updated_at`, never its place:
 it is returned once, in the version current when its page is read. A new record takes a
-place after every existing one: with offsets or page numbers it is returned on a later page
-of the same pull; with `cursor`, `next` or `Link` it is left for the next pull (the cursor
-carries the bound of its first page: the highest id, or with `updated_since` the newest
-change, the pull can see). So no record is skipped or repeated within a pull, and with
-`updated_since` set to the newest `updated_at` of the previous pull, the next pull returns
-every change the previous one did not. Deleting a meter or an asset (rare; listed as a
-tombstone with `include_deleted`) removes records: later offsets and page numbers then
-shift and can skip records, cursors do not.
+place after every existing one: with offsets or page numbers it is returned at the end of
+the same pull if it is stored before you get there; with `cursor`, `next` or `Link` it is
+left for the next pull (a cursor carries the bound of its pull's first page: the highest
+id, or with `updated_since` the newest change, that page could see). So no record is
+skipped or repeated within a pull. Incremental pulls by `cursor`, `next` or `Link` are
+exact: with `updated_since` set to the newest `updated_at` of the previous pull, the next
+pull returns every change the previous one did not return. By offset or page number, a
+record corrected after its page was read can have an older `updated_at` than a record read
+later: give such pulls a lookback at least as long as a pull takes (dlt `lag`, Airbyte
+`lookback_window`), or page by cursor. Deleting a meter or an asset (listed as a tombstone
+with `include_deleted`) removes its records: later offsets and page numbers then shift and
+can skip records; cursors do not.
 
 **Errors.** An unknown or repeated query parameter gets 400 with the accepted ones listed.
 Over the rate limit: 429 with `Retry-After`; every answer carries `X-RateLimit-Limit`,
