@@ -28,7 +28,7 @@ def parse_instant(raw: str, *, name: str, tz: str) -> dt.datetime:
         except ValueError:
             raise ApiError(f"{name} '{raw}' is not a calendar date", code="invalid_date",
                            fields={name: ["not a calendar date"]}) from None
-        return dt.datetime.combine(day, dt.time(), zoneinfo.ZoneInfo(tz))
+        return _in_range(dt.datetime.combine(day, dt.time(), zoneinfo.ZoneInfo(tz)), raw, name)
     try:
         value = dt.datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
@@ -41,6 +41,16 @@ def parse_instant(raw: str, *, name: str, tz: str) -> dt.datetime:
             f"{name} '{raw}' has no UTC offset; add one (e.g. +01:00 or Z) or send a date",
             code="invalid_date", fields={name: ["timestamp without UTC offset"]},
         )
+    return _in_range(value, raw, name)
+
+
+def _in_range(value: dt.datetime, raw: str, name: str) -> dt.datetime:
+    """Year 1 at +14:00 is still year 0 in UTC: refused here, not by the database driver."""
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ApiError(f"{name} '{raw}' is outside the years 1 to 9999 in UTC",
+                       code="invalid_date", fields={name: ["out of range"]}) from None
     return value
 
 

@@ -154,6 +154,8 @@ def test_a_single_parameter_repeated_with_the_same_value_is_that_value(api, depl
     ({"cursor": "djIuMS5pMQ", "offset": "3"}, "invalid", "cursor"),
     ({"cursor": "cDE6MA"}, "invalid_cursor", "cursor"),  # a v1 cursor (seq-ordered)
     ({"include_deleted": "maybe"}, "unknown_parameter", "include_deleted"),
+    ({"updated_since": "0001-01-01T00:00:00+14:00"}, "invalid_date", "updated_since"),
+    ({"updated_since": "9999-12-31T23:59:59-14:00"}, "invalid_date", "updated_since"),
 ])
 def test_every_range_and_paging_rule_applies_to_every_combination(api, params, code, field):
     error = error_of(api.get("/api/v1/usage/", params))
