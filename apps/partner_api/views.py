@@ -16,6 +16,8 @@ from apps.partner_api import selectors, serializers, services
 from apps.partner_api.errors import ApiError
 from apps.partner_api.params import (
     PAGING_PARAMS,
+    Bound,
+    PageRequest,
     date_range,
     page_build,
     page_request,
@@ -180,7 +182,8 @@ class PartnerApiView(APIView):
             response["X-RateLimit-Reset"] = str(limit[2])
         return response
 
-    def paged(self, page, rows: list[dict], positions: list[int], bound) -> Response:
+    def paged(self, page: PageRequest, rows: list[dict], positions: list[int],
+              bound: Bound) -> Response:
         built = page_build(self.request, page, rows, positions, bound)
         response = Response({"results": built.results, "next": built.next,
                              "previous": built.previous, "next_cursor": built.next_cursor})
