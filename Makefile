@@ -11,7 +11,11 @@ BENCH ?= tests/benchmarks
 # Fault scenarios start their own PostgreSQL, Redis, gunicorn, worker and beat (tests/faults).
 FAULTS_OPTS := -o addopts="" -p no:cacheprovider --strict-markers -m faults -rA
 
-.PHONY: demo test bench faults faults-ci lint install clean
+# Generic pullers (dlt, Airbyte's declarative CDK) are heavy: their own venv (tests/contract).
+CONTRACT_VENV := .venv-contract
+CONTRACT_STAMP := $(CONTRACT_VENV)/.installed-$(shell cksum tests/contract/requirements.txt | cut -d' ' -f1)
+
+.PHONY: demo test bench faults faults-ci contract lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,8 +48,21 @@ faults-ci: $(STAMP)
 		-m "faults and not faults_full" --reruns 1 --reruns-delay 5 \
 		--rerun-show-tracebacks $(FAULTS_ARGS)
 
+$(CONTRACT_STAMP): tests/contract/requirements.txt
+	test -x $(CONTRACT_VENV)/bin/python || $(PYTHON) -m venv $(CONTRACT_VENV)
+	$(CONTRACT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(CONTRACT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tests/contract/requirements.txt
+	rm -f $(CONTRACT_VENV)/.installed-* && touch $(CONTRACT_STAMP)
+
+# The hub runs under the project venv's pytest; each client runs in the contract venv.
+contract: $(STAMP) $(CONTRACT_STAMP)
+	CONTRACT_PYTHON=$(abspath $(CONTRACT_VENV))/bin/python $(TEST_ENV) $(PY) -m pytest \
+		tests/contract -o addopts="" -p no:cacheprovider --strict-markers -m contract \
+		$(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) $(CONTRACT_VENV) var staticfiles

@@ -27,6 +27,7 @@ __all__ = [
     "Parameter",
     "Quarantine",
     "Reading",
+    "ReadingCommit",
     "Run",
     "Site",
 ]
@@ -336,6 +337,31 @@ class Reading(models.Model):
         # Shown one object at a time (admin, logs): the joins are affordable there.
         return (f"{self.device.external_id} {self.parameter.key} "
                 f"@ {self.ts.isoformat()} = {self.value:g}")
+
+
+class ReadingCommit(models.Model):
+    """One ingest transaction that inserted or changed readings of a deployment.
+
+    Written by `readings_ingest` under the deployment's readings lock, just before commit:
+    `seq` is at least the highest seq the transaction gave and below every seq a later one
+    of the deployment gives, and `at` is taken under the lock, so commits of a deployment
+    are ordered alike by `seq` and by `at`. A reading's change time is therefore the `at`
+    of the first commit of its deployment with `seq` at or above its own: exact, without a
+    timestamp column on the big table.
+    """
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    seq = models.BigIntegerField()
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["deployment", "seq"], name="readingcommit_seq_idx"),
+            models.Index(fields=["deployment", "at"], name="readingcommit_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id}: seq {self.seq} at {self.at.isoformat()}"
 
 
 class Run(models.Model):

@@ -11,11 +11,10 @@ class PartnerApiConfig(AppConfig):
 
     schedules = (
         Schedule(
-            name="partner_api: change marks",
-            task="partner_api.record_change_marks",
-            every_seconds=300,
-            description="Note each deployment's latest reading change number, so "
-            "updated_since=<time> on usage and readings knows where to start.",
+            name="partner_api: purge tombstones",
+            task="partner_api.purge_tombstones",
+            crontab={"minute": "43", "hour": "3"},
+            description="Forget deleted meters and assets after PARTNER_API_TOMBSTONE_DAYS.",
         ),
         Schedule(
             name="partner_api: purge idempotency records",
@@ -26,15 +25,14 @@ class PartnerApiConfig(AppConfig):
     )
 
     def ready(self) -> None:
-        from apps.partner_api import schema  # noqa: F401  (registers OpenAPI extensions)
+        from apps.partner_api import schema, signals  # noqa: F401  (extensions, receivers)
 
     def demo_setup(self, *, deployment, write) -> None:
         """A fresh read-write key for the demo deployment on every run, so it can be shown."""
         from apps.partner_api.models import ApiKey
-        from apps.partner_api.services import apikey_create, changemarks_record
+        from apps.partner_api.services import apikey_create
 
         name = "Demo partner"
-        changemarks_record()
         # Only the hash is stored, so the demo replaces its key to be able to print one.
         ApiKey.objects.filter(name=name).delete()
         _, raw = apikey_create(name=name, deployments=[deployment],

@@ -99,7 +99,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class ApiKeyBasicAuthentication(authentication.BaseAuthentication):
-    """HTTP Basic: user name = the key's prefix (or anything), password = the whole key."""
+    """HTTP Basic: user name = the key's prefix, password = the whole key."""
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -107,12 +107,18 @@ class ApiKeyBasicAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "basic" or not encoded:
             return None
         try:
-            _user, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
+            user, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise exceptions.AuthenticationFailed(
                 "malformed Basic credentials; send base64('<key prefix>:<API key>')"
             ) from None
         key = key_check(password)
+        # The user name is part of the credential: a client configured with someone else's
+        # name (or none) is told, rather than let in on the password alone.
+        if not hmac.compare_digest(user.encode(), key.prefix.encode()):
+            raise exceptions.AuthenticationFailed(
+                "HTTP Basic user name must be the key's prefix (the 8 characters after "
+                "'hub_'), password the whole key")
         return Partner(key), key
 
     def authenticate_header(self, request) -> str:

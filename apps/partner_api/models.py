@@ -1,4 +1,4 @@
-"""Partner API keys, idempotent request records and change marks for `updated_since`."""
+"""Partner API keys, idempotent request records and tombstones of deleted meters and assets."""
 
 from django.db import models
 
@@ -64,22 +64,28 @@ class IdempotencyRecord(models.Model):
         return f"{self.api_key_id}:{self.key}"
 
 
-class ChangeMark(models.Model):
-    """The highest reading `seq` of a deployment at an instant.
+class Tombstone(models.Model):
+    """A deleted meter or asset, kept so that pullers learn of the deletion.
 
-    Readings carry a change number but no change time; `updated_since=<time>` is answered
-    with "seq above the last mark taken at or before that time", which may repeat a few
-    records changed just before it but never misses one (a deployment's readings commit in
-    seq order).
+    Listed by `?include_deleted=true` for PARTNER_API_TOMBSTONE_DAYS, then purged. `record_id`
+    is the deleted row's id: lists are ordered by id, so a tombstone keeps its place.
     """
 
+    class Kind(models.TextChoices):
+        ASSET = "asset", "Asset"
+        METER = "meter", "Meter"
+
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
-    at = models.DateTimeField()
-    seq = models.BigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    record_id = models.BigIntegerField()
+    external_id = models.CharField(max_length=255)
+    deleted_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["deployment", "-at"]
-        indexes = [models.Index(fields=["deployment", "-at"], name="changemark_lookup_idx")]
+        indexes = [
+            models.Index(fields=["deployment", "kind", "record_id"], name="tombstone_list_idx"),
+            models.Index(fields=["deleted_at"], name="tombstone_purge_idx"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.deployment_id}@{self.at.isoformat()}: {self.seq}"
+        return f"{self.kind} {self.external_id} deleted {self.deleted_at.isoformat()}"

@@ -28,7 +28,7 @@ def parse_instant(raw: str, *, name: str, tz: str) -> dt.datetime:
         except ValueError:
             raise ApiError(f"{name} '{raw}' is not a calendar date", code="invalid_date",
                            fields={name: ["not a calendar date"]}) from None
-        return dt.datetime.combine(day, dt.time(), zoneinfo.ZoneInfo(tz))
+        return _in_range(dt.datetime.combine(day, dt.time(), zoneinfo.ZoneInfo(tz)), raw, name)
     try:
         value = dt.datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
@@ -41,13 +41,44 @@ def parse_instant(raw: str, *, name: str, tz: str) -> dt.datetime:
             f"{name} '{raw}' has no UTC offset; add one (e.g. +01:00 or Z) or send a date",
             code="invalid_date", fields={name: ["timestamp without UTC offset"]},
         )
-    # In UTC: PostgreSQL refuses offsets past ±15:59, which ISO 8601 allows up to ±23:59.
+    return _in_range(value, raw, name)
+
+
+def _in_range(value: dt.datetime, raw: str, name: str) -> dt.datetime:
+    """The instant in UTC: PostgreSQL refuses offsets past ±15:59, which ISO 8601 allows up to
+    ±23:59; and year 1 at +14:00 is still year 0 in UTC, refused here, not by the driver."""
     try:
         return value.astimezone(dt.UTC)
     except OverflowError:
-        raise ApiError(f"{name} '{raw}' is outside the calendar once in UTC",
-                       code="invalid_date", fields={name: ["outside the calendar in UTC"]},
-                       ) from None
+        raise ApiError(f"{name} '{raw}' is outside the years 1 to 9999 in UTC",
+                       code="invalid_date", fields={name: ["out of range"]}) from None
+
+
+def params_check(params, *, accepted: tuple[str, ...], repeatable: tuple[str, ...] = ()) -> None:
+    """Refuse what this endpoint does not understand instead of answering unfiltered data."""
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        names = ", ".join(f"'{n}'" for n in unknown)
+        raise ApiError(
+            f"unknown query parameter {names}; this endpoint accepts: "
+            f"{', '.join(sorted(accepted))}",
+            code="unknown_parameter", fields={n: ["unknown parameter"] for n in unknown})
+    for name, values in params.lists():
+        # A client adding its own copy of a parameter its `next` URL already holds means the
+        # same; two different values would leave one of them silently unused.
+        if len(set(values)) > 1 and name not in repeatable:
+            raise ApiError(f"'{name}' is given {len(values)} times with different values "
+                           f"({', '.join(sorted(set(values)))}); give it once",
+                           code="invalid", fields={name: ["given more than once"]})
+
+
+def _either(params, name: str, alias: str) -> tuple[str, str | None]:
+    if params.get(name) and params.get(alias):
+        raise ApiError(f"give '{name}' or '{alias}', not both (they mean the same)",
+                       code="invalid", fields={alias: [f"same as '{name}'"]})
+    if params.get(alias):
+        return alias, params[alias]
+    return name, params.get(name) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,47 +87,73 @@ class DateRange:
     end: dt.datetime | None
 
 
-def date_range(params, *, tz: str) -> DateRange:
-    start = parse_instant(params["from"], name="from", tz=tz) if params.get("from") else None
-    end = parse_instant(params["to"], name="to", tz=tz) if params.get("to") else None
-    if start and end:
-        if end <= start:
+def date_range(params, *, tz: str, now: dt.datetime | None = None) -> DateRange:
+    """`from`/`start_date` (inclusive) and `to`/`end_date` (exclusive), at most 366 days apart.
+
+    `from` alone runs to now, so it obeys the same cap; `to` alone has no start to measure
+    from and is refused rather than silently reaching back to the first reading.
+    """
+    start_name, start_raw = _either(params, "from", "start_date")
+    end_name, end_raw = _either(params, "to", "end_date")
+    start = parse_instant(start_raw, name=start_name, tz=tz) if start_raw else None
+    end = parse_instant(end_raw, name=end_name, tz=tz) if end_raw else None
+    maximum = settings.PARTNER_API_MAX_RANGE_DAYS
+    if end and not start:
+        raise ApiError(
+            f"'{end_name}' needs '{'start_date' if end_name == 'end_date' else 'from'}' too"
+            f" (at most {maximum} days before it); without either, the whole history is "
+            "paged", code="invalid_range", fields={end_name: ["needs a start"]})
+    if start and end and end <= start:
+        raise ApiError(
+            f"'{end_name}' ({end.isoformat()}) must be after '{start_name}' "
+            f"({start.isoformat()}); the start is inclusive, the end exclusive",
+            code="invalid_range", fields={end_name: [f"must be after '{start_name}'"]},
+        )
+    if start:
+        until = end or now or dt.datetime.now(dt.UTC)
+        if until - start > dt.timedelta(days=maximum):
+            what = f"to {end.date()}" if end else "to now (no end given)"
             raise ApiError(
-                f"'to' ({end.isoformat()}) must be after 'from' ({start.isoformat()}); "
-                "'from' is inclusive, 'to' exclusive",
-                code="invalid_range", fields={"to": ["must be after 'from'"]},
-            )
-        maximum = settings.PARTNER_API_MAX_RANGE_DAYS
-        if end - start > dt.timedelta(days=maximum):
-            raise ApiError(
-                f"the range from {start.date()} to {end.date()} is longer than {maximum} "
-                "days; split it into smaller ranges",
-                code="range_too_long", fields={"to": [f"at most {maximum} days after 'from'"]},
+                f"the range from {start.date()} {what} is longer than {maximum} days; split "
+                "it into smaller ranges", code="range_too_long",
+                fields={end_name: [f"at most {maximum} days after '{start_name}'"]},
             )
     return DateRange(start, end)
 
 
-_CURSOR_TAG = "p1:"
+# v2 cursors: the last record's id, and the pull's bound taken on its first page: records
+# with an id (full pull) or a change (incremental pull) beyond it wait for the next pull.
+_CURSOR_TAG = "v2"
+BOUND_KINDS = ("i", "s", "t")  # id, reading seq, updated_at in microseconds
 
 
-def cursor_encode(position: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_TAG}{position}".encode()).decode().rstrip("=")
+@dataclass(frozen=True, slots=True)
+class Bound:
+    kind: str
+    value: int
 
 
-def cursor_decode(raw: str) -> int:
+def cursor_encode(position: int, bound: Bound) -> str:
+    text = f"{_CURSOR_TAG}.{position}.{bound.kind}{bound.value}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def cursor_decode(raw: str) -> tuple[int, Bound]:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        if not text.startswith(_CURSOR_TAG):
+        tag, position, bound = text.split(".")
+        if tag != _CURSOR_TAG or bound[:1] not in BOUND_KINDS:
             raise ValueError
-        position = int(text[len(_CURSOR_TAG):])
-        if position < 0:
+        position, value = int(position), int(bound[1:])
+        if position < 0 or value < 0 or position > MAX_OFFSET or value > MAX_OFFSET:
             raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ApiError(
-            "cursor is not one this API issued; pass back 'next_cursor' unchanged",
+            "cursor is not one this API issued (or one from before v2 paging); pass back "
+            "'next_cursor' unchanged, or start again without a cursor",
             code="invalid_cursor", fields={"cursor": ["not a cursor from this API"]},
         ) from None
-    return position
+    return position, Bound(bound[0], value)
 
 
 def _int(params, name: str, default: int, *, low: int, high: int | None = None) -> int:
@@ -117,24 +174,36 @@ def _int(params, name: str, default: int, *, low: int, high: int | None = None) 
 
 # PostgreSQL's OFFSET is a bigint; beyond it the query fails instead of returning no rows.
 MAX_OFFSET = 2**62
+PAGING_PARAMS = ("limit", "offset", "page", "page_size", "cursor")
 
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
     limit: int
     offset: int
-    after: int | None  # keyset position from a cursor; None in offset mode
+    after: int | None = None  # keyset position (an id) from a cursor; None otherwise
+    bound: Bound | None = None  # from a cursor; a first page takes its own
+    style: str = "offset"  # offset, page or cursor: how `first` and `prev` are written
 
 
 def page_request(params) -> PageRequest:
-    limit = _int(params, "limit", settings.PARTNER_API_PAGE_SIZE, low=1,
+    given = [n for n in ("offset", "page", "cursor") if params.get(n) not in (None, "")]
+    if len(given) > 1:
+        raise ApiError(f"use one of offset, page and cursor, not {' and '.join(given)}",
+                       code="invalid", fields={given[1]: [f"not allowed with {given[0]}"]})
+    if params.get("limit") and params.get("page_size"):
+        raise ApiError("give 'limit' or 'page_size', not both (they mean the same)",
+                       code="invalid", fields={"page_size": ["same as 'limit'"]})
+    size_name = "page_size" if params.get("page_size") else "limit"
+    limit = _int(params, size_name, settings.PARTNER_API_PAGE_SIZE, low=1,
                  high=settings.PARTNER_API_MAX_PAGE_SIZE)
     if params.get("cursor"):
-        if params.get("offset") not in (None, "", "0"):
-            raise ApiError("use either cursor or offset, not both", code="invalid",
-                           fields={"offset": ["not allowed with cursor"]})
-        return PageRequest(limit, 0, cursor_decode(params["cursor"]))
-    return PageRequest(limit, _int(params, "offset", 0, low=0, high=MAX_OFFSET), None)
+        after, bound = cursor_decode(params["cursor"])
+        return PageRequest(limit, 0, after, bound, "cursor")
+    if params.get("page"):
+        number = _int(params, "page", 1, low=1, high=MAX_OFFSET // limit)
+        return PageRequest(limit, (number - 1) * limit, style="page")
+    return PageRequest(limit, _int(params, "offset", 0, low=0, high=MAX_OFFSET))
 
 
 @dataclass(slots=True)
@@ -146,32 +215,36 @@ class Page:
     link: str
 
 
-def page_build(request, page: PageRequest, rows: list[dict], positions: list[int]) -> Page:
-    """Cut the limit+1 fetched rows to a page and announce where the next one is."""
+def page_build(request, page: PageRequest, rows: list[dict], positions: list[int],
+               bound: Bound) -> Page:
+    """Cut the limit+1 fetched rows to a page and announce where the next one is.
+
+    `next` always continues by keyset from the page's last record, whatever style the page
+    was asked in: unlike an offset, that position survives records being deleted meanwhile.
+    """
     has_more = len(rows) > page.limit
     rows, positions = rows[: page.limit], positions[: page.limit]
     base = request.build_absolute_uri(request.path)
-    query = {k: v for k, v in request.query_params.items() if k not in ("offset", "cursor")}
+    query = [(k, v) for k, values in request.query_params.lists() for v in values
+             if k not in PAGING_PARAMS]
 
     def url(**extra) -> str:
-        return f"{base}?{urlencode({**query, **extra})}"
+        return f"{base}?{urlencode([*query, *extra.items()])}"
 
-    if positions:
-        next_cursor = cursor_encode(positions[-1])
-    elif page.after is not None:
-        next_cursor = cursor_encode(page.after)
-    else:
-        next_cursor = None
-    links = []
-    previous = None
-    if page.after is None:
-        nxt = url(offset=page.offset + page.limit, limit=page.limit) if has_more else None
+    next_cursor = cursor_encode(positions[-1], bound) if has_more else None
+    nxt = url(cursor=next_cursor, limit=page.limit) if next_cursor else None
+    links, previous = [], None
+    if page.style == "page":
+        number = page.offset // page.limit + 1
+        links.append(f'<{url(page=1, page_size=page.limit)}>; rel="first"')
+        if number > 1:
+            previous = url(page=number - 1, page_size=page.limit)
+    elif page.style == "offset":
         links.append(f'<{url(offset=0, limit=page.limit)}>; rel="first"')
         if page.offset > 0:
             previous = url(offset=max(0, page.offset - page.limit), limit=page.limit)
-            links.append(f'<{previous}>; rel="prev"')
-    else:
-        nxt = url(cursor=next_cursor, limit=page.limit) if has_more else None
+    if previous:
+        links.append(f'<{previous}>; rel="prev"')
     if nxt:
         links.append(f'<{nxt}>; rel="next"')
     return Page(rows, nxt, previous, next_cursor, ", ".join(links))

@@ -1,23 +1,28 @@
 """Reads for the partner API. Every query starts from one deployment: nothing crosses it.
 
-Records are ordered by a key that only grows as data is added (a site's or device's id, a
-reading's `seq`), so an offset or a cursor taken now still points at the same place after
-more records arrive.
+Every list is ordered by id, which a record keeps for life: a correction changes a
+reading's value and its change number (`seq`), never its id, and a new record gets an id
+above every committed one of its deployment (readings are written under the deployment's
+lock). So an offset still points at the same record after corrections and additions, and a
+keyset cursor after deletions too. A cursor also carries the pull's bound, taken on its
+first page (see `params.Bound`), so that a pull ends and repeats nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 from functools import cache
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
-from apps.core.models import Deployment, Device, Parameter, Reading, Site
+from apps.core.models import Deployment, Device, Parameter, Reading, ReadingCommit, Site
 from apps.partner_api.errors import ApiError
-from apps.partner_api.models import ChangeMark
-from apps.partner_api.params import PageRequest
+from apps.partner_api.models import Tombstone
+from apps.partner_api.params import Bound, PageRequest
 
 # Scaler's "redelivery to grid" is the export register beside the consumption one.
 REDELIVERY_OF = {
@@ -61,7 +66,21 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _stamp(value: dt.datetime | None) -> str | None:
+    """A change time, always UTC with microseconds.
+
+    Fixed width, so that text order is time order for clients keeping their cursor as text.
+    """
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds") if value else None
+
+
 # --- assets and meters --------------------------------------------------------------------
+
+# Meters and assets carry their save time, which precedes their commit by the length of the
+# writing transaction: an incremental pull stops this far behind now, so that a save still
+# uncommitted when the pull began is left for the next pull instead of slipping behind it.
+SAVE_MARGIN = dt.timedelta(seconds=5)
+
 
 def asset_data(site: Site) -> dict:
     return {
@@ -74,7 +93,9 @@ def asset_data(site: Site) -> dict:
         "timezone": site.timezone,
         "metadata": site.metadata,
         "active": site.is_active,
-        "updated_at": _iso(site.updated_at),
+        "updated_at": _stamp(site.updated_at),
+        "deleted": False,
+        "deleted_at": None,
     }
 
 
@@ -88,27 +109,91 @@ def meter_data(device: Device) -> dict:
         "unit": device.unit,
         "metadata": device.metadata,
         "active": device.is_active,
-        "updated_at": _iso(device.updated_at),
+        "updated_at": _stamp(device.updated_at),
+        "deleted": False,
+        "deleted_at": None,
     }
 
 
-def _keyset(qs: QuerySet, page: PageRequest, field: str) -> QuerySet:
-    qs = qs.order_by(field)
+def _tombstone_data(stone: Tombstone, blank: dict) -> dict:
+    return {**blank, "external_id": stone.external_id, "active": False,
+            "updated_at": _stamp(stone.deleted_at), "deleted": True,
+            "deleted_at": _stamp(stone.deleted_at)}
+
+
+_BLANK_ASSET = {"external_id": None, "name": None, "address": None, "latitude": None,
+                "longitude": None, "timezone": None, "metadata": None}
+_BLANK_METER = {"external_id": None, "asset": None, "name": None, "type": None,
+                "subtype": None, "unit": None, "metadata": None}
+
+
+def _to_micros(value: dt.datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def _from_micros(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value / 1_000_000, dt.UTC)
+
+
+def _entity_bound(page: PageRequest, live: QuerySet, stones: QuerySet | None,
+                  incremental: bool) -> Bound:
+    if page.bound is not None:
+        return page.bound
+    if incremental:
+        return Bound("t", _to_micros(timezone.now() - SAVE_MARGIN))
+    top = live.model.objects.aggregate(m=Max("id"))["m"] or 0
+    if stones is not None:
+        top = max(top, stones.aggregate(m=Max("record_id"))["m"] or 0)
+    return Bound("i", top)
+
+
+def _entity_page(*, live: QuerySet, stones: QuerySet | None, page: PageRequest,
+                 updated_since: dt.datetime | None, data, blank: dict
+                 ) -> tuple[list[dict], list[int], Bound]:
+    """A page of live records (and tombstones), in id order under the pull's bound."""
+    if updated_since:
+        live = live.filter(updated_at__gte=updated_since)
+        stones = stones.filter(deleted_at__gte=updated_since) if stones is not None else None
+    bound = _entity_bound(page, live, stones, incremental=updated_since is not None)
+    if bound.kind == "t":
+        live = live.filter(updated_at__lte=_from_micros(bound.value))
+        if stones is not None:
+            stones = stones.filter(deleted_at__lte=_from_micros(bound.value))
+    elif bound.kind == "i":
+        live = live.filter(id__lte=bound.value)
+        if stones is not None:
+            stones = stones.filter(record_id__lte=bound.value)
+    else:
+        raise ApiError("this cursor belongs to another list; pass back the 'next_cursor' of "
+                       "this endpoint", code="invalid_cursor",
+                       fields={"cursor": ["from another endpoint"]})
     if page.after is not None:
-        return qs.filter(**{f"{field}__gt": page.after})[: page.limit + 1]
-    return qs[page.offset: page.offset + page.limit + 1]
+        live = live.filter(id__gt=page.after)
+        stones = stones.filter(record_id__gt=page.after) if stones is not None else None
+    end = page.offset + page.limit + 1
+    if stones is None:
+        found = [(r.pk, data(r)) for r in live.order_by("id")[page.offset:end]]
+    else:
+        ids = list(live.values_list("id", flat=True).union(
+            stones.values_list("record_id", flat=True), all=True).order_by("id")[
+            page.offset:end])
+        rows = {r.pk: data(r) for r in live.filter(id__in=ids)}
+        rows.update({t.record_id: _tombstone_data(t, blank)
+                     for t in stones.filter(record_id__in=ids)})
+        found = [(i, rows[i]) for i in ids if i in rows]
+    return [d for _, d in found], [i for i, _ in found], bound
 
 
 def assets_list(*, deployment: Deployment, page: PageRequest,
-                updated_since: dt.datetime | None = None,
-                active: bool | None = None) -> tuple[list[dict], list[int]]:
-    qs = Site.objects.filter(deployment=deployment)
-    if updated_since:
-        qs = qs.filter(updated_at__gte=updated_since)
+                updated_since: dt.datetime | None = None, active: bool | None = None,
+                include_deleted: bool = False) -> tuple[list[dict], list[int], Bound]:
+    live = Site.objects.filter(deployment=deployment)
     if active is not None:
-        qs = qs.filter(is_active=active)
-    sites = list(_keyset(qs, page, "id"))
-    return [asset_data(s) for s in sites], [s.pk for s in sites]
+        live = live.filter(is_active=active)
+    stones = (Tombstone.objects.filter(deployment=deployment, kind=Tombstone.Kind.ASSET)
+              if include_deleted and active is not True else None)
+    return _entity_page(live=live, stones=stones, page=page, updated_since=updated_since,
+                        data=asset_data, blank=_BLANK_ASSET)
 
 
 def asset_get(*, deployment: Deployment, external_id: str) -> Site:
@@ -121,16 +206,18 @@ def asset_get(*, deployment: Deployment, external_id: str) -> Site:
 
 def meters_list(*, deployment: Deployment, page: PageRequest,
                 updated_since: dt.datetime | None = None, active: bool | None = None,
-                asset: str | None = None) -> tuple[list[dict], list[int]]:
-    qs = Device.objects.filter(deployment=deployment).select_related("site")
-    if updated_since:
-        qs = qs.filter(updated_at__gte=updated_since)
+                asset: str | None = None,
+                include_deleted: bool = False) -> tuple[list[dict], list[int], Bound]:
+    live = Device.objects.filter(deployment=deployment).select_related("site")
     if active is not None:
-        qs = qs.filter(is_active=active)
+        live = live.filter(is_active=active)
     if asset:
-        qs = qs.filter(site__external_id=asset)
-    devices = list(_keyset(qs, page, "id"))
-    return [meter_data(d) for d in devices], [d.pk for d in devices]
+        live = live.filter(site__external_id=asset)
+    # A deleted meter's asset is not kept, so an asset filter cannot list its tombstone.
+    stones = (Tombstone.objects.filter(deployment=deployment, kind=Tombstone.Kind.METER)
+              if include_deleted and active is not True and not asset else None)
+    return _entity_page(live=live, stones=stones, page=page, updated_since=updated_since,
+                        data=meter_data, blank=_BLANK_METER)
 
 
 def meter_get(*, deployment: Deployment, external_id: str) -> Device:
@@ -145,10 +232,26 @@ def meter_get(*, deployment: Deployment, external_id: str) -> Device:
 # --- usage and readings ---------------------------------------------------------------------
 
 def seq_floor(*, deployment: Deployment, updated_since: dt.datetime) -> int:
-    """Readings changed at or after `updated_since` all have a seq above this."""
-    mark = (ChangeMark.objects.filter(deployment=deployment, at__lte=updated_since)
-            .order_by("-at").values_list("seq", flat=True).first())
-    return mark or 0
+    """Readings whose change committed at or after `updated_since` have a seq above this."""
+    floor = (ReadingCommit.objects.filter(deployment=deployment, at__lt=updated_since)
+             .order_by("-seq").values_list("seq", flat=True).first())
+    return floor or 0
+
+
+def _series_bound(deployment: Deployment, page: PageRequest, incremental: bool) -> Bound:
+    if page.bound is not None:
+        if page.bound.kind not in ("i", "s"):
+            raise ApiError("this cursor belongs to another list; pass back the "
+                           "'next_cursor' of this endpoint", code="invalid_cursor",
+                           fields={"cursor": ["from another endpoint"]})
+        return page.bound
+    if incremental:
+        # The last commit the pull can see: later changes have a later updated_at than
+        # anything this pull returns, so `updated_since=<its newest updated_at>` gets them.
+        top = (ReadingCommit.objects.filter(deployment=deployment).order_by("-seq")
+               .values_list("seq", flat=True).first())
+        return Bound("s", top or 0)
+    return Bound("i", Reading.objects.aggregate(m=Max("id"))["m"] or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +260,7 @@ class SeriesFilter:
     parameter: str | None = None
     start: dt.datetime | None = None
     end: dt.datetime | None = None
-    after_seq: int = 0  # from updated_since; a cursor may move it further
+    after_seq: int | None = None  # from updated_since: only changes above this seq
 
 
 def _parameter_ids(flt: SeriesFilter, served: tuple[int, ...],
@@ -182,8 +285,14 @@ def _check_meters(deployment: Deployment, meters: tuple[str, ...]) -> None:
                        code="not_found", status_code=404)
 
 
+def _changed_at(deployment: Deployment):
+    """A reading's change time: the first commit of its deployment at or above its seq."""
+    return Subquery(ReadingCommit.objects.filter(deployment=deployment, seq__gte=OuterRef("seq"))
+                    .order_by("seq").values("at")[:1])
+
+
 def _readings(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
-              parameter_ids: tuple[int, ...]) -> QuerySet:
+              parameter_ids: tuple[int, ...], bound: Bound) -> QuerySet:
     parameter_ids = _parameter_ids(flt, parameter_ids, catalogue())
     _check_meters(deployment, flt.meters)
     qs = Reading.objects.filter(device__deployment=deployment, parameter_id__in=parameter_ids)
@@ -193,32 +302,60 @@ def _readings(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
         qs = qs.filter(ts__gte=flt.start)
     if flt.end:
         qs = qs.filter(ts__lt=flt.end)
-    after = max(flt.after_seq, page.after or 0)
-    if after:
-        qs = qs.filter(seq__gt=after)
-    qs = qs.order_by("seq")
-    if page.after is None:
-        return qs[page.offset: page.offset + page.limit + 1]
-    return qs[: page.limit + 1]
+    if flt.after_seq is not None:
+        qs = qs.filter(seq__gt=flt.after_seq)
+    qs = qs.filter(seq__lte=bound.value) if bound.kind == "s" else qs.filter(id__lte=bound.value)
+    if page.after is not None:
+        qs = qs.filter(id__gt=page.after)
+    qs = qs.annotate(changed_at=_changed_at(deployment)).order_by("id")
+    return qs[page.offset: page.offset + page.limit + 1]
+
+
+def _zone(name: str | None, fallback: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name or fallback)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(fallback)
+
+
+def _local_days(start: dt.datetime, end: dt.datetime | None,
+                zone: zoneinfo.ZoneInfo) -> tuple[str | None, str | None]:
+    """Scaler's YYYY-MM-DD start and end when the period is whole days where the meter is.
+
+    A Madrid day starts at 23:00Z the day before (22:00Z in summer): the date comes from the
+    local midnight, never from truncating the UTC instant.
+    """
+    if end is None:
+        return None, None
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    if local_start.timetz().replace(tzinfo=None) != dt.time() or \
+            local_end.timetz().replace(tzinfo=None) != dt.time():
+        return None, None
+    return local_start.date().isoformat(), local_end.date().isoformat()
 
 
 def usage_list(*, deployment: Deployment, flt: SeriesFilter,
-               page: PageRequest) -> tuple[list[dict], list[int]]:
+               page: PageRequest) -> tuple[list[dict], list[int], Bound]:
     """Consumption records: interval deltas with their redelivery beside them."""
     cat = catalogue()
-    if connection.vendor == "postgresql":
-        rows = _usage_rows_postgresql(deployment=deployment, flt=flt, page=page, cat=cat)
-    else:
-        rows = _usage_rows_generic(deployment=deployment, flt=flt, page=page, cat=cat)
+    bound = _series_bound(deployment, page, incremental=flt.after_seq is not None)
+    query = _usage_rows_postgresql if connection.vendor == "postgresql" else _usage_rows_generic
+    rows = query(deployment=deployment, flt=flt, page=page, cat=cat, bound=bound)
     keys, units = cat.keys, cat.units
+    zones: dict[str | None, zoneinfo.ZoneInfo] = {}
     out = []
-    for (_seq, pid, ts, end, value, estimated, cost, currency, ext, subtype, unit,
-         redelivery) in rows:
+    for (_id, pid, ts, end, value, estimated, cost, currency, ext, subtype, unit, site_zone,
+         changed_at, redelivery) in rows:
+        zone = zones.get(site_zone) or zones.setdefault(
+            site_zone, _zone(site_zone, deployment.timezone))
+        start_date, end_date = _local_days(ts, end, zone)
         out.append({
             "meter": ext,
             "parameter": keys[pid],
-            "start_date": ts.isoformat(),
-            "end_date": end.isoformat() if end else None,
+            "start_date": start_date,
+            "end_date": end_date,
+            "period_start": ts.isoformat(),
+            "period_end": _iso(end),
             "value": value,
             "unit": units[pid] or unit,
             "redelivery": redelivery,
@@ -226,32 +363,38 @@ def usage_list(*, deployment: Deployment, flt: SeriesFilter,
             "cost": cost,
             "currency": currency or None,
             "estimated": estimated,
+            "updated_at": _stamp(changed_at),
         })
-    return out, [r[0] for r in rows]
+    return out, [r[0] for r in rows], bound
 
 
 _USAGE_SQL = """
 WITH page AS (
-    SELECT r.seq, r.device_id, r.parameter_id, r.ts, r.period_end, r.value, r.estimated,
-           r.cost, r.currency
+    SELECT r.id, r.seq, r.device_id, r.parameter_id, r.ts, r.period_end, r.value,
+           r.estimated, r.cost, r.currency
     FROM core_reading r
     JOIN core_device d ON d.id = r.device_id
-    WHERE d.deployment_id = %s AND r.parameter_id = ANY(%s) AND r.seq > %s {where}
-    ORDER BY r.seq
+    WHERE d.deployment_id = %s AND r.parameter_id = ANY(%s) {where}
+    ORDER BY r.id
     LIMIT %s OFFSET %s
 )
-SELECT page.seq, page.parameter_id, page.ts, page.period_end, page.value, page.estimated,
-       page.cost, page.currency, d.external_id, d.subtype, d.unit, x.value
+SELECT page.id, page.parameter_id, page.ts, page.period_end, page.value, page.estimated,
+       page.cost, page.currency, d.external_id, d.subtype, d.unit, s.timezone,
+       (SELECT c.at FROM core_readingcommit c
+        WHERE c.deployment_id = d.deployment_id AND c.seq >= page.seq
+        ORDER BY c.seq LIMIT 1),
+       x.value
 FROM page
 JOIN core_device d ON d.id = page.device_id
+LEFT JOIN core_site s ON s.id = d.site_id
 LEFT JOIN core_reading x
        ON x.device_id = page.device_id AND x.ts = page.ts AND x.parameter_id = {export}
-ORDER BY page.seq
+ORDER BY page.id
 """
 
 
 def _usage_rows_postgresql(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
-                           cat: Catalogue) -> list[tuple]:
+                           cat: Catalogue, bound: Bound) -> list[tuple]:
     """The page first, then each row's export reading by natural key: one statement."""
     ids = _parameter_ids(flt, cat.usage_ids, cat)
     _check_meters(deployment, flt.meters)
@@ -265,12 +408,18 @@ def _usage_rows_postgresql(*, deployment: Deployment, flt: SeriesFilter, page: P
     if flt.end:
         where.append("AND r.ts < %s")
         params.append(flt.end)
-    after = max(flt.after_seq, page.after or 0)
-    offset = 0 if page.after is not None else page.offset
+    if flt.after_seq is not None:
+        where.append("AND r.seq > %s")
+        params.append(flt.after_seq)
+    where.append("AND r.seq <= %s" if bound.kind == "s" else "AND r.id <= %s")
+    params.append(bound.value)
+    if page.after is not None:
+        where.append("AND r.id > %s")
+        params.append(page.after)
     cases = " ".join("WHEN %s THEN %s" for _ in cat.redelivery)
     export = f"(CASE page.parameter_id {cases} END)" if cases else "NULL"
     sql = _USAGE_SQL.format(where=" ".join(where), export=export)
-    args = [deployment.pk, list(ids), after, *params, page.limit + 1, offset,
+    args = [deployment.pk, list(ids), *params, page.limit + 1, page.offset,
             *[v for pair in cat.redelivery.items() for v in pair]]
     with connection.cursor() as cursor:
         cursor.execute(sql, args)
@@ -278,15 +427,17 @@ def _usage_rows_postgresql(*, deployment: Deployment, flt: SeriesFilter, page: P
 
 
 def _usage_rows_generic(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
-                        cat: Catalogue) -> list[tuple]:
+                        cat: Catalogue, bound: Bound) -> list[tuple]:
     rows = list(_readings(deployment=deployment, flt=flt, page=page,
-                          parameter_ids=cat.usage_ids).values_list(
-        "seq", "device_id", "parameter_id", "ts", "period_end", "value", "estimated", "cost",
-        "currency", "device__external_id", "device__subtype", "device__unit"))
+                          parameter_ids=cat.usage_ids, bound=bound).values_list(
+        "id", "device_id", "parameter_id", "ts", "period_end", "value", "estimated", "cost",
+        "currency", "device__external_id", "device__subtype", "device__unit",
+        "device__site__timezone", "changed_at"))
     exports = _redelivery(rows, cat.redelivery)
-    return [(seq, pid, ts, end, value, est, cost, cur, ext, sub, unit,
+    return [(pk, pid, ts, end, value, est, cost, cur, ext, sub, unit, zone, changed,
              exports.get((device_id, pid, ts)))
-            for seq, device_id, pid, ts, end, value, est, cost, cur, ext, sub, unit in rows]
+            for (pk, device_id, pid, ts, end, value, est, cost, cur, ext, sub, unit, zone,
+                 changed) in rows]
 
 
 def _redelivery(rows: list[tuple], pairs: dict[int, int]) -> dict[tuple, float]:
@@ -312,15 +463,16 @@ def _redelivery(rows: list[tuple], pairs: dict[int, int]) -> dict[tuple, float]:
 
 
 def readings_list(*, deployment: Deployment, flt: SeriesFilter,
-                  page: PageRequest) -> tuple[list[dict], list[int]]:
+                  page: PageRequest) -> tuple[list[dict], list[int], Bound]:
     """Point readings: cumulative meter indexes and instantaneous values."""
     cat = catalogue()
+    bound = _series_bound(deployment, page, incremental=flt.after_seq is not None)
     rows = list(_readings(deployment=deployment, flt=flt, page=page,
-                          parameter_ids=cat.reading_ids).values_list(
-        "seq", "parameter_id", "ts", "value", "estimated", "device__external_id",
-        "device__unit"))
+                          parameter_ids=cat.reading_ids, bound=bound).values_list(
+        "id", "parameter_id", "ts", "value", "estimated", "device__external_id",
+        "device__unit", "changed_at"))
     keys, units = cat.keys, cat.units
     out = [{"meter": ext, "parameter": keys[pid], "timestamp": ts.isoformat(), "value": value,
-            "unit": units[pid] or unit, "estimated": estimated}
-           for _, pid, ts, value, estimated, ext, unit in rows]
-    return out, [r[0] for r in rows]
+            "unit": units[pid] or unit, "estimated": estimated, "updated_at": _stamp(changed)}
+           for _, pid, ts, value, estimated, ext, unit, changed in rows]
+    return out, [r[0] for r in rows], bound

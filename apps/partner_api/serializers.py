@@ -55,7 +55,13 @@ class AssetOutputSerializer(serializers.Serializer):
     timezone = serializers.CharField(help_text="IANA zone of the building.")
     metadata = serializers.DictField(help_text="Free attributes, stored as given.")
     active = serializers.BooleanField()
-    updated_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text=(
+        "When the record last changed (created, edited, deactivated, deleted): use it with "
+        "`updated_since`."))
+    deleted = serializers.BooleanField(help_text=(
+        "True on a tombstone (`include_deleted=true`), whose other fields are null but "
+        "external_id, active and the times."))
+    deleted_at = serializers.DateTimeField(allow_null=True)
 
 
 class AssetInputSerializer(serializers.Serializer):
@@ -86,7 +92,13 @@ class MeterOutputSerializer(serializers.Serializer):
     unit = serializers.CharField()
     metadata = serializers.DictField(help_text="MPAN, serial number… stored as given.")
     active = serializers.BooleanField()
-    updated_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text=(
+        "When the record last changed (created, edited, deactivated, deleted): use it with "
+        "`updated_since`."))
+    deleted = serializers.BooleanField(help_text=(
+        "True on a tombstone (`include_deleted=true`), whose other fields are null but "
+        "external_id, active and the times."))
+    deleted_at = serializers.DateTimeField(allow_null=True)
 
 
 class MeterInputSerializer(serializers.Serializer):
@@ -110,19 +122,33 @@ class MeterInputSerializer(serializers.Serializer):
 
 USAGE_DESCRIPTION = """Consumption format: one record per interval reading of a consumption
 parameter (an interval *delta*: `active_energy_delta`, `gas_volume_delta`,
-`water_volume_delta`…). `start_date` is the inclusive start of the period, `end_date` the
-exclusive end, both ISO 8601 in UTC. Mapping onto Scaler's fields: `value` is the reading's
-value in `unit`; `redelivery` is the export register of the same period (for
-`active_energy_delta`, the `exported_active_energy_delta` reading at the same start);
-`production` repeats `value` on meters of subtype *On-site Renewable Electricity* and is null
-elsewhere; `cost`, `currency` (ISO 4217) and `estimated` are the reading's own."""
+`water_volume_delta`…).
+
+**Periods.** `period_start` (inclusive) and `period_end` (exclusive) are the period's ISO 8601
+instants in UTC, always. `start_date` (inclusive) and `end_date` (exclusive) are Scaler's
+`YYYY-MM-DD` dates in the time zone of the meter's asset (the deployment's zone for a meter
+without one) when the period is whole local days, and null otherwise (a 15-minute or an
+hourly interval): a Madrid day starts at 23:00Z of the previous date (22:00Z in summer),
+so its date is not the UTC instant's. `from`/`to` (or `start_date`/`end_date`) filter on the
+period start: a period is returned when `from <= period_start < to`.
+
+**Values.** `value` is the reading's value in `unit`; `redelivery` is the export register of
+the same period (for `active_energy_delta`, the `exported_active_energy_delta` reading at the
+same start); `production` repeats `value` on meters of subtype *On-site Renewable
+Electricity* and is null elsewhere; `cost`, `currency` (ISO 4217) and `estimated` are the
+reading's own. `updated_at` is when the record was stored or last corrected (the commit
+time): pass the newest one you hold as `updated_since` to get every later change."""
 
 
 class UsageSerializer(serializers.Serializer):
     meter = serializers.CharField(help_text="The meter's external_id.")
     parameter = serializers.CharField(help_text="Parameter key, e.g. active_energy_delta.")
-    start_date = serializers.DateTimeField(help_text="Inclusive period start.")
-    end_date = serializers.DateTimeField(help_text="Exclusive period end.")
+    start_date = serializers.DateField(allow_null=True, help_text=(
+        "Inclusive first local day (YYYY-MM-DD) when the period is whole days, else null."))
+    end_date = serializers.DateField(allow_null=True, help_text=(
+        "Exclusive end day (YYYY-MM-DD) when the period is whole days, else null."))
+    period_start = serializers.DateTimeField(help_text="Inclusive period start (UTC).")
+    period_end = serializers.DateTimeField(help_text="Exclusive period end (UTC).")
     value = serializers.FloatField()
     unit = serializers.CharField()
     redelivery = serializers.FloatField(allow_null=True,
@@ -132,6 +158,7 @@ class UsageSerializer(serializers.Serializer):
     cost = serializers.FloatField(allow_null=True)
     currency = serializers.CharField(allow_null=True, help_text="ISO 4217, set with cost.")
     estimated = serializers.BooleanField()
+    updated_at = serializers.DateTimeField(help_text="Commit time of the last change.")
 
 
 class ReadingOutputSerializer(serializers.Serializer):
@@ -141,17 +168,19 @@ class ReadingOutputSerializer(serializers.Serializer):
     value = serializers.FloatField(help_text="Meter index (cumulative) or instant value.")
     unit = serializers.CharField()
     estimated = serializers.BooleanField()
+    updated_at = serializers.DateTimeField(help_text="Commit time of the last change.")
 
 
 def page_serializer(item: type[serializers.Serializer], name: str):
     return type(name, (serializers.Serializer,), {
         "results": item(many=True),
-        "next": serializers.URLField(allow_null=True, help_text="Next page; null at the end."),
+        "next": serializers.URLField(allow_null=True, help_text=(
+            "Next page (continues by cursor); null on the last page.")),
         "previous": serializers.URLField(allow_null=True),
         "next_cursor": serializers.CharField(
             allow_null=True,
-            help_text="Opaque position after this page: pass it as `cursor` to continue, now "
-                      "or in a later pull (incremental sync)."),
+            help_text="Opaque position after this page: pass it as `cursor` to continue; "
+                      "null on the last page. For the next pull use `updated_since`."),
     })
 
 

@@ -1,4 +1,4 @@
-"""Writes for the partner API: keys, upserts by external id, reading batches, change marks."""
+"""Writes for the partner API: keys, upserts by external id, reading batches, tombstones."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from apps.core.models import (
@@ -21,14 +21,13 @@ from apps.core.models import (
     Deployment,
     Device,
     Quarantine,
-    Reading,
     Run,
     Site,
 )
 from apps.core.services import ReadingIn, readings_ingest, run_logged
 from apps.partner_api.auth import key_generate, key_hash
 from apps.partner_api.errors import ApiError
-from apps.partner_api.models import ApiKey, ChangeMark, IdempotencyRecord
+from apps.partner_api.models import ApiKey, IdempotencyRecord, Tombstone
 
 PARTNER_DATASOURCE = "partner-api"
 
@@ -243,21 +242,11 @@ def _json(item: Any) -> Any:
 
 # --- housekeeping -------------------------------------------------------------------------
 
-def changemarks_record(*, keep_days: int = 400) -> int:
-    """Note each deployment's highest reading seq, when it moved since the last mark."""
-    made = 0
-    for deployment in Deployment.objects.filter(is_active=True):
-        seq = (Reading.objects.filter(device__deployment=deployment)
-               .aggregate(m=Max("seq"))["m"]) or 0
-        # Taken after the query: everything the mark covers committed before `at`.
-        at = timezone.now()
-        last = (ChangeMark.objects.filter(deployment=deployment).order_by("-at")
-                .values_list("seq", flat=True).first())
-        if seq and seq != last:
-            ChangeMark.objects.create(deployment=deployment, at=at, seq=seq)
-            made += 1
-    ChangeMark.objects.filter(at__lt=timezone.now() - dt.timedelta(days=keep_days)).delete()
-    return made
+def tombstones_purge(*, older_than: dt.timedelta | None = None) -> int:
+    """Forget deletions once the documented retention has passed."""
+    keep = older_than or dt.timedelta(days=settings.PARTNER_API_TOMBSTONE_DAYS)
+    deleted, _ = Tombstone.objects.filter(deleted_at__lt=timezone.now() - keep).delete()
+    return deleted
 
 
 def idempotency_purge(*, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:

@@ -3,9 +3,9 @@ from celery import shared_task
 from apps.partner_api import services
 
 
-@shared_task(name="partner_api.record_change_marks")
-def record_change_marks() -> int:
-    return services.changemarks_record()
+@shared_task(name="partner_api.purge_tombstones")
+def purge_tombstones() -> int:
+    return services.tombstones_purge()
 
 
 @shared_task(name="partner_api.purge_idempotency")

@@ -14,7 +14,16 @@ from apps.core.logs import log_context_bind
 from apps.core.models import Deployment
 from apps.partner_api import selectors, serializers, services
 from apps.partner_api.errors import ApiError
-from apps.partner_api.params import date_range, page_build, page_request, parse_instant
+from apps.partner_api.params import (
+    PAGING_PARAMS,
+    Bound,
+    PageRequest,
+    date_range,
+    page_build,
+    page_request,
+    params_check,
+    parse_instant,
+)
 
 ERRORS = {
     code: OpenApiResponse(serializers.ErrorSerializer, description=text)
@@ -23,7 +32,9 @@ ERRORS = {
         401: "No API key, or an invalid or revoked one.",
         403: "The key does not reach this deployment, or is read-only for a write.",
         404: "No such record in this deployment.",
-        429: "Rate limit exceeded: wait `Retry-After` seconds.",
+        429: "Rate limit of this key exceeded (per minute, see `X-RateLimit-Limit`): wait "
+             "`Retry-After` seconds, then retry.",
+        503: "The database is unavailable for a moment: retry after `Retry-After` seconds.",
     }.items()
 }
 # A day (midnight in the deployment's zone) or an instant with an offset.
@@ -36,36 +47,77 @@ PAGING = [
     OpenApiParameter("limit", {"type": "integer", "minimum": 1,
                                "maximum": settings.PARTNER_API_MAX_PAGE_SIZE}, description=(
         f"Page size, default {settings.PARTNER_API_PAGE_SIZE}, at most "
-        f"{settings.PARTNER_API_MAX_PAGE_SIZE}.")),
+        f"{settings.PARTNER_API_MAX_PAGE_SIZE}. `page_size` is the same.")),
+    OpenApiParameter("page_size", {"type": "integer", "minimum": 1,
+                                   "maximum": settings.PARTNER_API_MAX_PAGE_SIZE},
+                     description="Same as `limit` (page-number paging)."),
     OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": 2**62},
-                     description="Records to skip (offset pagination)."),
+                     description="Records to skip (offset paging)."),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": 2**62},
+                     description="Page number from 1 (page-number paging: "
+                     "`offset = (page - 1) * page_size`)."),
     OpenApiParameter("cursor", str, description=(
-        "Opaque `next_cursor` of an earlier page (cursor pagination; not with offset). "
-        "Records are ordered by change, so a cursor kept between pulls returns exactly what "
-        "was added or changed since.")),
+        "Opaque `next_cursor` of the previous page (cursor paging). Only one of `offset`, "
+        "`page` and `cursor` per request.")),
 ]
 UPDATED_SINCE = OpenApiParameter(
-    "updated_since", DATE_OR_TIME, description="Only records added or changed since this instant "
-    "(YYYY-MM-DD or ISO 8601 with an offset). For usage and readings it may repeat a few "
-    "records changed up to five minutes earlier; a cursor is exact.")
+    "updated_since", DATE_OR_TIME, description="Only records whose `updated_at` is at or "
+    "after this instant (inclusive; YYYY-MM-DD is midnight in the deployment's zone): every "
+    "insert, correction, deactivation and, with `include_deleted`, deletion since then. Pass "
+    "the newest `updated_at` of your last pull; the records changed at exactly that instant "
+    "come again, so deduplicate on the record's key.")
 ACTIVE = OpenApiParameter("active", bool, description="Only active (true) or inactive (false).")
+INCLUDE_DELETED = OpenApiParameter(
+    "include_deleted", bool, description="Also list records deleted in the last "
+    f"{settings.PARTNER_API_TOMBSTONE_DAYS} days, as tombstones: `deleted: true`, "
+    "`deleted_at`, `active: false`, `external_id`, and null elsewhere. Their meters' usage "
+    "and readings are deleted with them.")
 SERIES = [
     OpenApiParameter("from", DATE_OR_TIME, description=(
-        "Inclusive start: YYYY-MM-DD (midnight in the deployment's time zone) or ISO 8601 "
-        "with an offset.")),
+        "Inclusive start, applied to the period start (usage) or the timestamp (readings): "
+        "YYYY-MM-DD (midnight in the deployment's time zone) or ISO 8601 with an offset. "
+        f"Alone, it runs to now and must then be at most "
+        f"{settings.PARTNER_API_MAX_RANGE_DAYS} days ago.")),
     OpenApiParameter("to", DATE_OR_TIME, description=(
-        f"Exclusive end, after `from`; at most {settings.PARTNER_API_MAX_RANGE_DAYS} days "
-        "after it.")),
+        "Exclusive end, after `from` and at most "
+        f"{settings.PARTNER_API_MAX_RANGE_DAYS} days after it; only with `from`.")),
+    OpenApiParameter("start_date", DATE_OR_TIME, description="Same as `from` (Scaler's name)."),
+    OpenApiParameter("end_date", DATE_OR_TIME, description="Same as `to` (Scaler's name)."),
     OpenApiParameter("meter", str, many=True, explode=True, description=(
-        "Meter external_id; repeat for several.")),
+        "Meter external_id; repeat (or separate with commas) for several.")),
     OpenApiParameter("parameter", str, description="Only this parameter key."),
 ]
-CONVENTIONS = """
+CONVENTIONS = f"""
 
-**Paging.** `offset`/`limit`, or the opaque `cursor` from `next_cursor`. Both styles answer
-`next` in the body and in an RFC 8288 `Link` header (`rel="next"`, plus `first`/`prev` with
-offsets). Records are in change order: a record added while you page appears after all
-existing ones, so no page repeats or skips one."""
+**Paging.** Five ways, one order: `offset` + `limit`; `page` + `page_size`; the opaque
+`cursor` from `next_cursor`; the body's `next` URL; the RFC 8288 `Link` header (`next`,
+and `first`/`prev` for offset and page-number paging). `next` and `next_cursor` are null
+on the last page, so every style stops on its own. `next` continues with a cursor whatever
+style the page was asked in.
+
+**What you see when data changes while you page.** Records are ordered by an id a record
+keeps for life. A correction changes a record's value and `updated_at`, never its place:
+it is returned once, in the version current when its page is read. A new record takes a
+place after every existing one: with offsets or page numbers it is returned at the end of
+the same pull if it is stored before you get there; with `cursor`, `next` or `Link` it is
+left for the next pull (a cursor carries the bound of its pull's first page: the highest
+id, or with `updated_since` the newest change, that page could see). So no record is
+skipped or repeated within a pull. Incremental pulls by `cursor`, `next` or `Link` are
+exact: with `updated_since` set to the newest `updated_at` of the previous pull, the next
+pull returns every change the previous one did not return. By offset or page number, a
+record corrected after its page was read can have an older `updated_at` than a record read
+later: give such pulls a lookback at least as long as a pull takes (dlt `lag`, Airbyte
+`lookback_window`), or page by cursor. Deleting a meter or an asset (listed as a tombstone
+with `include_deleted`) removes its records: later offsets and page numbers then shift and
+can skip records; cursors do not.
+
+**Errors.** An unknown or repeated query parameter gets 400 with the accepted ones listed.
+Over the rate limit: 429 with `Retry-After`; every answer carries `X-RateLimit-Limit`,
+`X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds). The limit is per key:
+{settings.PARTNER_API_RATE_PER_MINUTE} requests a minute unless agreed otherwise."""
+
+LIST_PARAMS = ("deployment", *PAGING_PARAMS, "updated_since")
+SERIES_PARAMS = (*LIST_PARAMS, "from", "to", "start_date", "end_date", "meter", "parameter")
 
 
 def _bool(raw: str | None, name: str) -> bool | None:
@@ -81,6 +133,9 @@ def _bool(raw: str | None, name: str) -> bool | None:
 class PartnerApiView(APIView):
     """Authentication, permission, throttling and errors come from REST_FRAMEWORK."""
 
+    # Query parameters each method understands; any other one is refused with 400.
+    query_params_accepted: dict[str, tuple[str, ...]] = {}
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -94,6 +149,9 @@ class PartnerApiView(APIView):
             "\x00" in name or any("\x00" in v for v in values) for name, values in params.lists()
         ):
             raise ApiError("the URL contains a NUL character (%00); remove it")
+        # A misspelt filter answered with unfiltered data looks like success: refuse it.
+        accepted = self.query_params_accepted.get(request.method.lower(), ("deployment",))
+        params_check(params, accepted=accepted, repeatable=("meter",))
 
     def deployment(self) -> Deployment:
         found = self._deployment()
@@ -129,8 +187,9 @@ class PartnerApiView(APIView):
             response["X-RateLimit-Reset"] = str(limit[2])
         return response
 
-    def paged(self, page, rows: list[dict], positions: list[int]) -> Response:
-        built = page_build(self.request, page, rows, positions)
+    def paged(self, page: PageRequest, rows: list[dict], positions: list[int],
+              bound: Bound) -> Response:
+        built = page_build(self.request, page, rows, positions, bound)
         response = Response({"results": built.results, "next": built.next,
                              "previous": built.previous, "next_cursor": built.next_cursor})
         if built.link:
@@ -147,21 +206,24 @@ class PartnerApiView(APIView):
 # --- assets --------------------------------------------------------------------------------
 
 class AssetListView(PartnerApiView):
+    query_params_accepted = {"get": (*LIST_PARAMS, "active", "include_deleted")}
+
     @extend_schema(
         operation_id="assets_list", tags=["assets"],
         summary="List assets (buildings, sites)",
-        description="Ordered by creation; inactive assets are listed with active=false."
-        + CONVENTIONS,
-        parameters=[DEPLOYMENT, *PAGING, UPDATED_SINCE, ACTIVE],
+        description="Inactive assets are listed with active=false." + CONVENTIONS,
+        parameters=[DEPLOYMENT, *PAGING, UPDATED_SINCE, ACTIVE, INCLUDE_DELETED],
         responses={200: serializers.AssetPageSerializer, **ERRORS},
     )
     def get(self, request):
         deployment = self.deployment()
         page = page_request(request.query_params)
-        rows, positions = selectors.assets_list(
+        rows, positions, bound = selectors.assets_list(
             deployment=deployment, page=page, updated_since=self.updated_since(deployment),
-            active=_bool(request.query_params.get("active"), "active"))
-        return self.paged(page, rows, positions)
+            active=_bool(request.query_params.get("active"), "active"),
+            include_deleted=bool(_bool(request.query_params.get("include_deleted"),
+                                       "include_deleted")))
+        return self.paged(page, rows, positions, bound)
 
 
 class AssetDetailView(PartnerApiView):
@@ -192,22 +254,28 @@ class AssetDetailView(PartnerApiView):
 # --- meters --------------------------------------------------------------------------------
 
 class MeterListView(PartnerApiView):
+    query_params_accepted = {"get": (*LIST_PARAMS, "active", "include_deleted", "asset")}
+
     @extend_schema(
         operation_id="meters_list", tags=["meters"], summary="List meters",
-        description="Ordered by creation. `type` is Scaler's meter type (Energy, Water, "
-        "Waste), `subtype` its sub-category." + CONVENTIONS,
-        parameters=[DEPLOYMENT, *PAGING, UPDATED_SINCE, ACTIVE,
-                    OpenApiParameter("asset", str, description="Only this asset's meters.")],
+        description="`type` is Scaler's meter type (Energy, Water, Waste), `subtype` its "
+        "sub-category. A meter the pull sync no longer finds upstream is deactivated "
+        "(`active: false`, with a new `updated_at`)." + CONVENTIONS,
+        parameters=[DEPLOYMENT, *PAGING, UPDATED_SINCE, ACTIVE, INCLUDE_DELETED,
+                    OpenApiParameter("asset", str, description="Only this asset's meters "
+                                     "(tombstones are not listed with it).")],
         responses={200: serializers.MeterPageSerializer, **ERRORS},
     )
     def get(self, request):
         deployment = self.deployment()
         page = page_request(request.query_params)
-        rows, positions = selectors.meters_list(
+        rows, positions, bound = selectors.meters_list(
             deployment=deployment, page=page, updated_since=self.updated_since(deployment),
             active=_bool(request.query_params.get("active"), "active"),
-            asset=request.query_params.get("asset") or None)
-        return self.paged(page, rows, positions)
+            asset=request.query_params.get("asset") or None,
+            include_deleted=bool(_bool(request.query_params.get("include_deleted"),
+                                       "include_deleted")))
+        return self.paged(page, rows, positions, bound)
 
 
 class MeterDetailView(PartnerApiView):
@@ -248,10 +316,12 @@ def _series_filter(view: PartnerApiView, deployment: Deployment) -> selectors.Se
         meters=meters, parameter=params.get("parameter") or None, start=span.start,
         end=span.end,
         after_seq=selectors.seq_floor(deployment=deployment, updated_since=since)
-        if since else 0)
+        if since else None)
 
 
 class UsageView(PartnerApiView):
+    query_params_accepted = {"get": SERIES_PARAMS}
+
     @extend_schema(
         operation_id="usage_list", tags=["usage"], summary="Usage in consumption format",
         description=serializers.USAGE_DESCRIPTION + CONVENTIONS,
@@ -261,9 +331,9 @@ class UsageView(PartnerApiView):
     def get(self, request):
         deployment = self.deployment()
         page = page_request(request.query_params)
-        rows, positions = selectors.usage_list(
+        rows, positions, bound = selectors.usage_list(
             deployment=deployment, flt=_series_filter(self, deployment), page=page)
-        return self.paged(page, rows, positions)
+        return self.paged(page, rows, positions, bound)
 
 
 READINGS_POST = f"""Push up to {settings.PARTNER_API_MAX_BATCH:,} readings. Each record is
@@ -284,6 +354,8 @@ estimated ride on the reading."""
 
 
 class ReadingsView(PartnerApiView):
+    query_params_accepted = {"get": SERIES_PARAMS, "post": ("deployment",)}
+
     @extend_schema(
         operation_id="readings_list", tags=["readings"], summary="Readings in reading format",
         description="Point readings: cumulative meter indexes (meter stands) and "
@@ -294,9 +366,9 @@ class ReadingsView(PartnerApiView):
     def get(self, request):
         deployment = self.deployment()
         page = page_request(request.query_params)
-        rows, positions = selectors.readings_list(
+        rows, positions, bound = selectors.readings_list(
             deployment=deployment, flt=_series_filter(self, deployment), page=page)
-        return self.paged(page, rows, positions)
+        return self.paged(page, rows, positions, bound)
 
     @extend_schema(
         operation_id="readings_push", tags=["readings"], summary="Push a batch of readings",

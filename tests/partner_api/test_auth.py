@@ -42,6 +42,17 @@ def test_http_basic_with_the_key_as_password_is_accepted(client, deployment, mak
     assert client.get("/api/v1/assets/", HTTP_AUTHORIZATION=f"Basic {token}").status_code == 200
 
 
+@pytest.mark.parametrize("user", ["", "scaler", "hub_", "PREFIX"])
+def test_http_basic_with_another_user_name_than_the_prefix_is_refused(client, deployment,
+                                                                     make_key, user):
+    key, raw = make_key(deployment)
+    user = f"{key.prefix} " if user == "PREFIX" else user  # a stray space is another name
+    token = base64.b64encode(f"{user}:{raw}".encode()).decode()
+    response = client.get("/api/v1/assets/", HTTP_AUTHORIZATION=f"Basic {token}")
+    assert response.status_code == 401
+    assert "user name must be the key's prefix" in response.json()["error"]["message"]
+
+
 def test_http_basic_with_a_wrong_password_is_refused(client, deployment, make_key):
     key, _ = make_key(deployment)
     token = base64.b64encode(f"{key.prefix}:hub_{key.prefix}_nope".encode()).decode()

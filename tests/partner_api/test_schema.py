@@ -20,6 +20,62 @@ def test_the_schema_generates_without_warnings(tmp_path):
     assert "/api/v1/usage/" in (tmp_path / "schema.yaml").read_text()
 
 
+@pytest.fixture
+def document(client, db):
+    return client.get("/api/v1/schema/?format=json").json()
+
+
+def test_the_served_schema_is_valid_openapi(document):
+    from openapi_spec_validator import validate
+
+    validate(document)  # raises on the first violation of the OpenAPI 3 specification
+
+
+def test_the_schema_names_its_server(document, settings):
+    assert document["servers"] == [{"url": settings.HUB_BASE_URL, "description": "This hub"}]
+
+
+@pytest.mark.parametrize("operation", ["assets_list", "meters_list", "usage_list",
+                                       "readings_list"])
+def test_list_operations_declare_paging_headers_and_describe_paging_and_429(document,
+                                                                           operation):
+    op = _operation(document, operation)
+    assert set(op["responses"]["200"]["headers"]) == {
+        "Link", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+    assert {"Retry-After", "X-RateLimit-Reset"} <= set(op["responses"]["429"]["headers"])
+    assert "What you see when data changes while you page" in op["description"]
+    assert "429" in op["description"]
+    names = {p["name"] for p in op["parameters"]}
+    assert {"limit", "offset", "page", "page_size", "cursor", "updated_since"} <= names
+
+
+def test_the_push_declares_the_idempotent_replay_header(document):
+    op = _operation(document, "readings_push")
+    for status in ("200", "201"):
+        assert "Idempotent-Replayed" in op["responses"][status]["headers"]
+    header = document["components"]["headers"]["Idempotent-Replayed"]
+    assert "Idempotency-Key" in header["description"]
+
+
+def test_usage_documents_scaler_dates_and_the_filters_semantics(document):
+    op = _operation(document, "usage_list")
+    names = {p["name"] for p in op["parameters"]}
+    assert {"from", "to", "start_date", "end_date"} <= names
+    assert "inclusive" in op["description"] and "exclusive" in op["description"]
+    assert "period start" in op["description"]
+    usage = document["components"]["schemas"]["Usage"]["properties"]
+    assert usage["start_date"]["format"] == "date"
+    assert usage["period_start"]["format"] == "date-time"
+
+
+def _operation(document, operation_id):
+    for methods in document["paths"].values():
+        for op in methods.values():
+            if op["operationId"] == operation_id:
+                return op
+    raise AssertionError(f"no operation {operation_id}")
+
+
 @pytest.mark.django_db
 def test_the_schema_and_docs_are_served_without_a_key(client):
     assert client.get("/api/v1/schema/?format=json").json()["openapi"].startswith("3.")

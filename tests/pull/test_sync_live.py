@@ -173,14 +173,20 @@ def test_a_complete_entity_sync_deactivates_vanished_meters_and_revives_returnin
     profile = make_profile(meter_count=4, flapping_meters=1)  # M-0004 every other listing
     connection = make_connection(live_server.url, profile, roles=("meters",))
     _sync(connection, sleeps)
-    assert Device.objects.get(external_id="M-0004").is_active
+    listed = Device.objects.get(external_id="M-0004")
+    assert listed.is_active
 
     run = _sync(connection, sleeps)
     assert run.counts["meters"]["deactivated"] == 1
-    assert not Device.objects.get(external_id="M-0004").is_active
+    gone = Device.objects.get(external_id="M-0004")
+    assert not gone.is_active
+    # The change time moves too, or partner API pullers asking updated_since never hear of it.
+    assert gone.updated_at > listed.updated_at
 
     _sync(connection, sleeps)
-    assert Device.objects.get(external_id="M-0004").is_active
+    back = Device.objects.get(external_id="M-0004")
+    assert back.is_active
+    assert back.updated_at > gone.updated_at
 
 
 @live

@@ -32,6 +32,7 @@ from apps.core.models import (
     Parameter,
     Quarantine,
     Reading,
+    ReadingCommit,
     Run,
 )
 
@@ -188,8 +189,26 @@ def readings_ingest(
                 if rows:
                     merger.start(list(rows.values()), more)
             _add(result, merger.wait())
+        if result.inserted or result.updated:
+            _commit_record(deployment)
         _count_day(deployment, result.accepted, result.quarantined)
     return result
+
+
+def _commit_record(deployment: Deployment) -> None:
+    """Note this transaction's place in the deployment's change order (see ReadingCommit).
+
+    Still under the readings lock: the next writer of the deployment takes its time and its
+    seqs after this commit. The clock is the database's, one for every web and worker host.
+    """
+    top = Reading.objects.aggregate(m=Max("seq"))["m"] or 0
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            at = cursor.fetchone()[0]
+    else:
+        at = timezone.now()
+    ReadingCommit.objects.create(deployment=deployment, seq=top, at=at)
 
 
 def _add(result: IngestResult, merged: tuple[int, int, int]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.core.models import Device, Site
 from apps.pull.client import LoopDetected, UpstreamClient
@@ -61,15 +62,19 @@ def entities_sync(
         result.error = f"entities: {type(exc).__name__}: {exc}"
         return result
     if endpoints.get(Endpoint.Role.METERS):
+        # update() skips auto_now: the change time is set here, or pullers asking
+        # `updated_since` would never hear of the deactivation.
+        now = timezone.now()
         result.meters.deactivated = (
             Device.objects.filter(datasource=connection.datasource, is_active=True)
-            .exclude(external_id__in=seen_meters).update(is_active=False)
+            .exclude(external_id__in=seen_meters).update(is_active=False, updated_at=now)
         )
         stale = [s.pk for s in Site.objects.filter(deployment_id=connection.deployment_id,
                                                    is_active=True)
                  if s.metadata.get("pull_connection") == connection.pk
                  and s.external_id not in seen_sites]
-        result.assets.deactivated = Site.objects.filter(pk__in=stale).update(is_active=False)
+        result.assets.deactivated = Site.objects.filter(pk__in=stale).update(
+            is_active=False, updated_at=now)
     return result
 
 
@@ -208,10 +213,11 @@ def _devices_upsert(connection: Connection, rows: list, counts: StageCounts, run
             if any(getattr(device, k) != v for k, v in wanted.items()):
                 for k, v in wanted.items():
                     setattr(device, k, v)
+                device.updated_at = timezone.now()  # bulk_update skips auto_now
                 changed.append(device)
             else:
                 counts.unchanged += 1
         Device.objects.bulk_create(new)
         Device.objects.bulk_update(changed, ["name", "commodity", "subtype", "unit", "site_id",
-                                             "metadata", "is_active"])
+                                             "metadata", "is_active", "updated_at"])
         counts.stored += len(new) + len(changed)

@@ -1,0 +1,246 @@
+"""Every paging style ends on its own and returns each record once, while data changes."""
+
+import re
+import threading
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from django.db import connection
+
+from apps.core.models import Device, Reading
+from apps.core.services import ReadingIn, readings_ingest
+
+from .conftest import QH, T0, ingest_usage
+
+STYLES = ("offset", "page", "cursor", "next", "link")
+LINK_NEXT = re.compile(r'<([^>]+)>; rel="next"')
+
+
+def walk(api, path, style, *, limit=4, params=None, between=None, max_pages=200):
+    """Page through `path` as a generic client of `style` would; `between(n)` runs after page n.
+
+    Offset and page-number clients stop on a short or empty page (they do not read `next`);
+    the others stop when the API says there is no next page.
+    """
+    params = dict(params or {})
+    seen, pages, url = [], 0, path
+    query = {**params, "limit": limit}
+    if style == "offset":
+        query["offset"] = 0
+    elif style == "page":
+        query = {**params, "page": 1, "page_size": limit}
+    while pages < max_pages:
+        response = api.get(url, query)
+        assert response.status_code == 200, response.json()
+        body = response.json()
+        seen += body["results"]
+        pages += 1
+        if between:
+            between(pages)
+        if style in ("offset", "page"):
+            if len(body["results"]) < limit:
+                return seen, pages
+            if style == "offset":
+                query["offset"] += limit
+            else:
+                query["page"] += 1
+        elif style == "cursor":
+            if body["next_cursor"] is None:
+                assert body["next"] is None
+                return seen, pages
+            query = {**params, "limit": limit, "cursor": body["next_cursor"]}
+        else:
+            if style == "next":
+                nxt = body["next"]
+            else:
+                found = LINK_NEXT.search(response.headers.get("Link", ""))
+                nxt = found.group(1) if found else None
+            if nxt is None:
+                assert body["next_cursor"] is None
+                return seen, pages
+            url, query = nxt, None
+    raise AssertionError(f"{style} paging did not stop after {max_pages} pages")
+
+
+def keys(records):
+    return [(r["meter"], r["period_start"]) for r in records]
+
+
+@pytest.fixture
+def two_meters(deployment, make_device):
+    make_device(deployment, "m1")
+    make_device(deployment, "m2")
+    ingest_usage(deployment, "m1", 10)
+    ingest_usage(deployment, "m2", 10)
+    return deployment
+
+
+def correct(deployment, meter, index, value):
+    readings_ingest(deployment=deployment, source="t", records=[
+        ReadingIn(device=meter, parameter="active_energy_delta", ts=T0 + index * QH,
+                  period_end=T0 + (index + 1) * QH, value=value)])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("style", STYLES)
+def test_every_style_returns_each_record_once_and_stops(api, two_meters, style):
+    seen, pages = walk(api, "/api/v1/usage/", style, limit=4)
+    assert len(seen) == 20
+    assert len(set(keys(seen))) == 20
+    assert pages == 5 + (style in ("offset", "page"))  # a full last page needs one more look
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("style", STYLES)
+def test_the_last_page_says_so_in_every_style(api, two_meters, style):
+    response = api.get("/api/v1/usage/", {"limit": 20})
+    body = response.json()
+    assert len(body["results"]) == 20
+    assert body["next"] is None
+    assert body["next_cursor"] is None
+    assert 'rel="next"' not in response.headers["Link"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("style", STYLES)
+def test_corrections_during_the_pull_neither_skip_nor_repeat(api, two_meters, style):
+    """The reported failure: a record already delivered is corrected, offsets used to slip."""
+    def between(page):
+        # One already delivered, one not yet reached, both corrected after every page.
+        correct(two_meters, "m1", 0, 100.0 + page)
+        correct(two_meters, "m2", 9, 200.0 + page)
+
+    seen, _ = walk(api, "/api/v1/usage/", style, limit=3, between=between)
+    assert sorted(keys(seen)) == sorted(
+        (m, (T0 + i * QH).isoformat()) for m in ("m1", "m2") for i in range(10))
+    last = {(r["meter"], r["period_start"]): r["value"] for r in seen}
+    assert last[("m2", (T0 + 9 * QH).isoformat())] >= 200  # read after it was corrected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("style", STYLES)
+def test_late_history_added_during_the_pull_is_never_half_seen(api, two_meters, style,
+                                                               make_device):
+    make_device(two_meters, "m3")
+
+    def between(page):
+        if page <= 3:  # back-filled history of a new meter, from before every record
+            ingest_usage(two_meters, "m3", 1, start=T0 - (page + 1) * QH)
+
+    seen, _ = walk(api, "/api/v1/usage/", style, limit=5, between=between)
+    assert len(keys(seen)) == len(set(keys(seen)))
+    old = {(m, (T0 + i * QH).isoformat()) for m in ("m1", "m2") for i in range(10)}
+    assert old <= set(keys(seen))
+    late = {k for k in keys(seen) if k[0] == "m3"}
+    if style in ("cursor", "next", "link"):
+        assert late == set()  # beyond the pull's bound: the next pull has them
+    else:
+        assert len(late) == 3  # offsets keep counting past them: they come at the end
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("style", ("cursor", "next", "link"))
+def test_a_cursor_survives_a_meter_deleted_during_the_pull(api, two_meters, style,
+                                                           make_device):
+    make_device(two_meters, "gone")
+    ingest_usage(two_meters, "gone", 4)
+
+    def between(page):
+        if page == 1:
+            Device.objects.filter(external_id="gone").delete()
+
+    seen, _ = walk(api, "/api/v1/usage/", style, limit=4, between=between)
+    kept = [k for k in keys(seen) if k[0] != "gone"]
+    assert sorted(kept) == sorted(
+        (m, (T0 + i * QH).isoformat()) for m in ("m1", "m2") for i in range(10))
+
+
+@pytest.mark.django_db
+def test_next_keeps_repeated_meter_filters_and_the_other_parameters(api, two_meters,
+                                                                    make_device):
+    make_device(two_meters, "m3")
+    ingest_usage(two_meters, "m3", 3)
+    body = api.get("/api/v1/usage/?meter=m1&meter=m3&limit=4&offset=0").json()
+    query = parse_qs(urlparse(body["next"]).query)
+    assert query["meter"] == ["m1", "m3"]
+    assert "offset" not in query
+    assert query["limit"] == ["4"]
+    seen, _ = walk(api, "/api/v1/usage/", "next", params={"meter": ["m1", "m3"]})
+    assert {m for m, _ in keys(seen)} == {"m1", "m3"}
+    assert len(seen) == 13
+
+
+@pytest.mark.django_db
+def test_offset_and_page_number_pages_announce_first_and_prev(api, two_meters):
+    links = api.get("/api/v1/usage/", {"limit": 2, "offset": 4}).headers["Link"]
+    assert "offset=0" in links and 'rel="first"' in links
+    assert "offset=2&limit=2>; rel=\"prev\"" in links
+    body = api.get("/api/v1/usage/", {"page": 3, "page_size": 2}).json()
+    assert body["previous"].endswith("page=2&page_size=2")
+    assert api.get("/api/v1/usage/", {"page": 1, "page_size": 2}).json()["previous"] is None
+
+
+@pytest.mark.django_db
+def test_page_three_is_what_offset_eight_returns(api, two_meters):
+    by_page = api.get("/api/v1/usage/", {"page": 3, "page_size": 4}).json()["results"]
+    by_offset = api.get("/api/v1/usage/", {"offset": 8, "limit": 4}).json()["results"]
+    assert by_page == by_offset
+    assert len(by_page) == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/meters/", "/api/v1/assets/"])
+@pytest.mark.parametrize("style", STYLES)
+def test_meters_and_assets_page_in_every_style(api, deployment, make_device, path, style):
+    from apps.core.models import Site
+
+    for i in range(7):
+        site = Site.objects.create(deployment=deployment, external_id=f"s{i}", name=f"S{i}")
+        make_device(deployment, f"m{i}", site=site)
+    seen, _ = walk(api, path, style, limit=3)
+    assert sorted(r["external_id"] for r in seen) == sorted(
+        [f"m{i}" for i in range(7)] if "meters" in path else ["hq", *(f"s{i}" for i in range(7))])
+
+
+def _writer(deployment_pk: int, stop: threading.Event, done: list[int]) -> None:
+    """Corrections and new periods committed as fast as the database takes them."""
+    from apps.core.models import Deployment
+
+    deployment = Deployment.objects.get(pk=deployment_pk)
+    try:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            readings_ingest(deployment=deployment, source="writer", records=[
+                ReadingIn(device=f"m{n % 2 + 1}", parameter="active_energy_delta",
+                          ts=T0 + (n % 40) * QH, period_end=T0 + (n % 40 + 1) * QH,
+                          value=1000.0 + n),
+                ReadingIn(device="m3", parameter="active_energy_delta",
+                          ts=T0 + n * QH, period_end=T0 + (n + 1) * QH, value=float(n)),
+            ])
+            done.append(n)
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("style", STYLES)
+def test_paging_against_a_concurrent_writer_repeats_and_skips_nothing(
+        api, deployment, make_device, style):
+    for meter in ("m1", "m2", "m3"):
+        make_device(deployment, meter)
+    ingest_usage(deployment, "m1", 40)
+    ingest_usage(deployment, "m2", 40)
+    before = set(Reading.objects.filter(device__external_id__in=("m1", "m2"))
+                 .values_list("device__external_id", "ts"))
+    stop, done = threading.Event(), []
+    writer = threading.Thread(target=_writer, args=(deployment.pk, stop, done))
+    writer.start()
+    try:
+        seen, _ = walk(api, "/api/v1/usage/", style, limit=7)
+    finally:
+        stop.set()
+        writer.join()
+    assert done, "the writer committed nothing while the pull ran"
+    assert len(keys(seen)) == len(set(keys(seen)))
+    assert {(m, t.isoformat()) for m, t in before} <= set(keys(seen))
