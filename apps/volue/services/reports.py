@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.http import HubHTTPError
 from apps.core.models import Device, OutboundBatch
 from apps.core.services import Outcome, batch_enqueue, link_get_or_create, outbox_dispatch
-from apps.core.http import HubHTTPError
 from apps.core.services.outbox import DispatchResult
 from apps.volue.client import REPORTABLE_TYPES, EnergyUsageIn, VolueClient, report_body
 from apps.volue.models import EnergyReport, Event, EventTarget, VolueCustomer, VolueMeter
