@@ -201,7 +201,7 @@ def report_send(*, batch: OutboundBatch, client: VolueClient) -> Outcome:
     report = EnergyReport.objects.filter(batch=batch).only("pk", "posted_attempt").first()
     if report is not None and report.posted_attempt is not None and \
             report.posted_attempt < batch.attempts:
-        return Outcome(ok=False, permanent=True,
+        return Outcome(ok=False, undeliverable=True,
                        error=UNKNOWN_OUTCOME.format(attempt=report.posted_attempt))
     # Written (committed) before the call: a worker that dies in it leaves the mark behind.
     EnergyReport.objects.filter(batch=batch).update(posted_attempt=batch.attempts)
