@@ -28,7 +28,7 @@ import pytest
 import responses
 from django.core.cache import cache
 from django.db import transaction
-from hypothesis import HealthCheck, Phase, given, note
+from hypothesis import HealthCheck, Phase, event, given, note
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -277,5 +277,10 @@ def test_volue_holds_each_report_once_with_the_readings_kwh_or_it_is_visibly_not
             note(f"held: {list(SbReport.objects.filter(event_id=event_id).values('body'))}")
             note(f"faults hit: {platform.faults_hit} / token {tokens.faults_hit}")
             _check(history, customer, devices, event_id)
+            held = SbReport.objects.filter(event_id=event_id).count()
+            event(f"outcome: {report.state}, batch {batch and batch.state}, held {held}, "
+                  f"superseded {bool(report.superseded)}")
+            for fault in {*platform.faults_hit, *(f"token {f}" for f in tokens.faults_hit)}:
+                event(f"fault hit: {fault}")
 
     check()
