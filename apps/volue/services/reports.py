@@ -117,7 +117,8 @@ def _report_recheck(
     else:
         body = report_body(event_id=report.event.event_id, usages=usages)
         changed = "" if body == report.payload else _difference(report.payload, body)
-    if not changed:
+    # Already marked with this very difference: the first time it was seen stays.
+    if not changed or report.superseded.partition(": ")[2] == changed:
         return
     with transaction.atomic():
         replaced = body is not None and report.batch is not None and (
