@@ -567,8 +567,14 @@ class ApiClient:
             return path
         return self.base_url + path.lstrip("/")
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send a request; return a < 400 response or raise a :class:`HubHTTPError`."""
+    def request(
+        self, method: str, path: str, *, retry_unanswered: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        """Send a request; return a < 400 response or raise a :class:`HubHTTPError`.
+
+        `retry_unanswered=False` for a request that must not be repeated blindly: a
+        connection lost without an answer may have reached the platform, so it is raised.
+        """
         method, url = method.upper(), self.url_for(path)
         shown = redact_url(url)
         where = f"{self.name}: {method} {shown}"
@@ -583,6 +589,8 @@ class ApiClient:
                 outcome, retry_after = type(exc).__name__, None
                 message = f"{method} {shown} failed ({outcome}: {exc}); unreachable, retry later"
                 error = _fail(TransientError, message, shown)
+                if not retry_unanswered:
+                    raise error from exc
             else:
                 self.budget.record(response.headers)
                 status = response.status_code

@@ -345,12 +345,13 @@ class NotificationAdmin(admin.ModelAdmin):
 
 @admin.register(EnergyReport)
 class EnergyReportAdmin(admin.ModelAdmin):
-    list_display = ("event", "customer", "state", "delivery", "missing_short", "checked_at")
+    list_display = ("event", "customer", "state", "delivery", "missing_short",
+                    "superseded_short", "checked_at")
     list_filter = ("state",)
     search_fields = ("event__event_id", "customer__name")
-    readonly_fields = ("event", "customer", "state", "missing", "delivery", "checked_at",
-                       "created_at", "hours", "payload_pretty")
-    exclude = ("payload", "batch")
+    readonly_fields = ("event", "customer", "state", "missing", "superseded", "delivery",
+                       "checked_at", "created_at", "hours", "payload_pretty")
+    exclude = ("payload", "batch", "posted_attempt")
     actions = ("plan_now",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -361,7 +362,13 @@ class EnergyReportAdmin(admin.ModelAdmin):
         batch = obj.batch
         if batch is None:
             return "—"
-        return f"{batch.get_state_display()} (attempts {batch.attempts}, last {batch.last_status})"
+        shown = f"{batch.get_state_display()} (attempts {batch.attempts}, last {batch.last_status})"
+        # A dead report says why: a refusal, or a POST whose outcome is unknown.
+        return f"{shown}: {batch.last_error}" if batch.state == batch.State.DEAD else shown
+
+    @admin.display(description="Volue holds other kWh")
+    def superseded_short(self, obj: EnergyReport) -> str:
+        return obj.superseded[:120]
 
     @admin.display(description="missing")
     def missing_short(self, obj: EnergyReport) -> str:

@@ -504,8 +504,11 @@ class VolueClient:
         )
 
     def report_send(self, *, body: dict[str, Any]) -> str:
-        """POST /reports; the platform's report id."""
-        answer = self._call("PostReport", "POST", "reports", json=body)
+        """POST /reports; the platform's report id.
+
+        Sent once per call: the Partner API cannot look a report up or replace it, so a
+        POST that lost its answer is not repeated here (the caller decides)."""
+        answer = self._call("PostReport", "POST", "reports", json=body, retry_unanswered=False)
         return str(answer.get("id", "")) if isinstance(answer, dict) else ""
 
 

@@ -292,6 +292,15 @@ class EnergyReport(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
     missing = models.TextField(blank=True, help_text="What data is missing, per meter.")
     payload = models.JSONField(null=True, blank=True)
+    superseded = models.TextField(
+        blank=True,
+        help_text="The readings changed after the report went out: Volue holds other kWh "
+        "than the hub's readings now give (the Partner API cannot replace a report).",
+    )
+    posted_attempt = models.IntegerField(
+        null=True, blank=True,
+        help_text="The outbox attempt whose POST /reports left without a known outcome yet.",
+    )
     batch = models.OneToOneField(
         OutboundBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -1,6 +1,7 @@
 """The delivery invariant at scale: the property tests of `make test` with thousands of
 generated histories each (tests/dexma/test_is3_property.py, tests/wattics/
-test_delivery_property.py), in a pytest of their own against the suite's test database."""
+test_delivery_property.py, tests/volue/test_report_property.py), in a pytest of their own
+against the suite's test database."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ EXAMPLES = os.environ.get("PROPERTY_EXAMPLES_FULL", "2000")
 
 
 @pytest.mark.parametrize("path", ["tests/dexma/test_is3_property.py",
-                                  "tests/wattics/test_delivery_property.py"])
+                                  "tests/wattics/test_delivery_property.py",
+                                  "tests/volue/test_report_property.py"])
 def test_delivery_invariant_over_thousands_of_histories(path):
     env = {**os.environ, "PROPERTY_EXAMPLES": EXAMPLES,
            "TEST_DATABASE_NAME": os.environ.get("TEST_DATABASE_NAME", "hub_properties")}

@@ -184,3 +184,81 @@ def test_refused_report_is_a_dead_letter_with_the_platforms_reason(platform, vol
     queued_report.refresh_from_db()
     assert result.dead == 1
     assert "resourceId is required" in queued_report.batch.last_body
+
+
+def test_lost_answer_is_not_resent_and_the_report_says_why(platform, volue, queued_report):
+    import requests
+
+    platform.post(f"{API}/reports", body=requests.ConnectionError("reset after the request"))
+    platform.post(f"{API}/reports", json={"id": "r-1", "eventId": "e-1"})
+
+    first = reports_dispatch(client=volue)  # one POST, no blind retry in the client
+    OutboundBatch.objects.update(next_attempt_at=START)
+    second = reports_dispatch(client=volue)
+
+    queued_report.refresh_from_db()
+    assert (first.failed, second.dead) == (1, 1)
+    assert len(calls(platform, "POST", "/reports")) == 1
+    assert "Volue may hold this report" in queued_report.batch.last_error
+    assert queued_report.batch.link.state == "active"  # the customer's other reports go on
+
+
+def test_requeueing_a_report_whose_outcome_was_unknown_sends_it_again(platform, volue,
+                                                                      queued_report):
+    import requests
+
+    from apps.core.services import batch_requeue
+
+    platform.post(f"{API}/reports", body=requests.ConnectionError("reset after the request"))
+    platform.post(f"{API}/reports", json={"id": "r-1", "eventId": "e-1"})
+    reports_dispatch(client=volue)
+    OutboundBatch.objects.update(next_attempt_at=START)
+    reports_dispatch(client=volue)
+
+    batch_requeue(batches=[OutboundBatch.objects.get()])  # ops checked: Volue has none
+    result = reports_dispatch(client=volue)
+
+    assert result.sent == 1 and len(calls(platform, "POST", "/reports")) == 2
+
+
+def test_a_5xx_answer_leaves_the_report_free_to_retry(platform, volue, queued_report):
+    platform.post(f"{API}/reports", status=503)
+    platform.post(f"{API}/reports", status=503)
+    platform.post(f"{API}/reports", status=503)
+    platform.post(f"{API}/reports", json={"id": "r-1", "eventId": "e-1"})
+
+    reports_dispatch(client=volue)
+    queued_report.refresh_from_db()
+    unmarked = queued_report.posted_attempt
+    OutboundBatch.objects.update(next_attempt_at=START)
+
+    assert unmarked is None and reports_dispatch(client=volue).sent == 1
+
+
+def test_correction_before_sending_replaces_the_queued_report(deployment, queued_report):
+    readings_ingest(deployment=deployment, source="test", records=[
+        ReadingIn("main-01", "active_energy_delta", START, 1.5, period_end=START + Q)])
+
+    reports_plan(now=START + 4 * H)
+
+    queued_report.refresh_from_db()
+    assert queued_report.superseded == ""
+    first_hour = queued_report.batch.payload["payloads"][0]["points"][0]
+    assert first_hour == {"timestamp": "2026-03-03T12:00:00Z", "kiloWattHours": 3.06}
+    assert queued_report.payload == queued_report.batch.payload
+
+
+def test_correction_after_sending_is_marked_and_not_sent_again(platform, volue, deployment,
+                                                               queued_report):
+    platform.post(f"{API}/reports", json={"id": "r-1", "eventId": "e-1"})
+    reports_dispatch(client=volue)
+
+    readings_ingest(deployment=deployment, source="test", records=[
+        ReadingIn("main-01", "active_energy_delta", START, 1.5, period_end=START + Q)])
+    result = reports_plan(now=START + 4 * H)
+    reports_dispatch(client=volue)
+
+    queued_report.refresh_from_db()
+    assert result.queued == 0 and len(calls(platform, "POST", "/reports")) == 1
+    assert ("loc-1 2026-03-03T12:00:00Z: sent 2.06 kWh, readings now give 3.06 kWh"
+            in queued_report.superseded)

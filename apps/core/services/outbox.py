@@ -54,6 +54,8 @@ class Outcome:
     # The hub's own infrastructure failed (the cache is unreachable), not the platform: the
     # claim is released without counting an attempt, and the batch is tried again soon.
     hub_fault: bool = False
+    # This batch alone must not be sent again (its error says why); the link carries on.
+    undeliverable: bool = False
 
 
 @dataclass(slots=True)
@@ -256,6 +258,8 @@ def _outcome_changes(
         retry_at = now + dt.timedelta(seconds=_retry_delay(1, None))
         return {**changes, "state": State.RETRY, "attempts": batch.attempts - 1,
                 "next_attempt_at": retry_at}, {}
+    if outcome.undeliverable:
+        return {**changes, "state": State.DEAD}, {}
     if outcome.permanent:
         status = f"HTTP {outcome.status}" if outcome.status is not None else "an error"
         reason = (
