@@ -11,7 +11,7 @@ BENCH ?= tests/benchmarks
 # Fault scenarios start their own PostgreSQL, Redis, gunicorn, worker and beat (tests/faults).
 FAULTS_OPTS := -o addopts="" -p no:cacheprovider --strict-markers -m faults -rA
 
-.PHONY: demo test bench faults faults-ci lint install clean
+.PHONY: demo env test bench faults faults-ci lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The demo's environment for every `manage.py` command too; an existing .env is never touched.
+.env:
+	printf '%s\n' '# Written by `make demo` for local use: embedded SQLite and file-system broker.' \
+		'DEBUG=true' 'DATABASE_URL=' 'REDIS_URL=' > $@
+	@echo "wrote .env (DEBUG=true, embedded defaults); edit or delete it as you like"
+
+env: .env
+
+demo: $(STAMP) .env
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py demo_setup
 	$(DEMO_ENV) $(PY) manage.py rundemo
