@@ -47,7 +47,8 @@ class Command(BaseCommand):
         user.save()
 
         deployment, _ = Deployment.objects.get_or_create(
-            slug=DEMO_DEPLOYMENT, defaults={"name": "Acme Retail (demo)", "timezone": "Europe/Madrid"}
+            slug=DEMO_DEPLOYMENT,
+            defaults={"name": "Acme Retail (demo)", "timezone": "Europe/Madrid"},
         )
         datasource, _ = Datasource.objects.get_or_create(
             deployment=deployment, key="acme-gateway",
