@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 
@@ -45,4 +47,4 @@ def test_the_favicon_is_served_from_the_static_files(client):
     answer = client.get("/favicon.ico")
 
     assert answer.status_code == 301 and answer["Location"].endswith("/core/favicon.svg")
-    assert "<svg" in open(finders.find("core/favicon.svg")).read()
+    assert "<svg" in Path(finders.find("core/favicon.svg")).read_text()
