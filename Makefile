@@ -11,7 +11,7 @@ BENCH ?= tests/benchmarks
 # Fault scenarios start their own PostgreSQL, Redis, gunicorn, worker and beat (tests/faults).
 FAULTS_OPTS := -o addopts="" -p no:cacheprovider --strict-markers -m faults -rA
 
-.PHONY: demo env test bench faults faults-ci lint install clean
+.PHONY: demo env test bench faults faults-ci lint install clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ faults-ci: $(STAMP)
 	FAULTS_CI=1 $(TEST_ENV) $(PY) -m pytest tests/faults $(FAULTS_OPTS) \
 		-m "faults and not faults_full" --reruns 1 --reruns-delay 5 \
 		--rerun-show-tracebacks $(FAULTS_ARGS)
+
+# The README's tour (docs/tour/*.png), taken by the suite's headless Chromium; not in `make test`.
+screenshots: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest tests/dexma/tour_screenshots.py -o addopts="" -p no:cacheprovider -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
