@@ -15,7 +15,7 @@ FAULTS_OPTS := -o addopts="" -p no:cacheprovider --strict-markers -m faults -rA
 CONTRACT_VENV := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed-$(shell cksum tests/contract/requirements.txt | cut -d' ' -f1)
 
-.PHONY: demo test bench faults faults-ci contract lint install clean
+.PHONY: demo env test bench faults faults-ci contract lint install clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The demo's environment for every `manage.py` command too; an existing .env is never touched.
+.env:
+	printf '%s\n' '# Written by `make demo` for local use: embedded SQLite and file-system broker.' \
+		'DEBUG=true' 'DATABASE_URL=' 'REDIS_URL=' > $@
+	@echo "wrote .env (DEBUG=true, embedded defaults); edit or delete it as you like"
+
+env: .env
+
+demo: $(STAMP) .env
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py demo_setup
 	$(DEMO_ENV) $(PY) manage.py rundemo
@@ -60,6 +68,10 @@ contract: $(STAMP) $(CONTRACT_STAMP)
 	CONTRACT_PYTHON=$(abspath $(CONTRACT_VENV))/bin/python $(TEST_ENV) $(PY) -m pytest \
 		tests/contract -o addopts="" -p no:cacheprovider --strict-markers -m contract \
 		$(PYTEST_ARGS)
+
+# The README's tour (docs/tour/*.png), taken by the suite's headless Chromium; not in `make test`.
+screenshots: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest tests/dexma/tour_screenshots.py -o addopts="" -p no:cacheprovider -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

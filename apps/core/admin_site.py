@@ -48,6 +48,17 @@ def overview_alerts() -> list[OverviewAlert]:
     return alerts
 
 
+def overview_notes() -> list[str]:
+    """Plain lines under the overview's figures (an AppConfig's `overview_notes()`), e.g. the
+    demo saying which of its figures it produces on purpose."""
+    notes: list[str] = []
+    for config in apps.get_app_configs():
+        offer = getattr(config, "overview_notes", None)
+        if offer is not None:
+            notes.extend(offer())
+    return notes
+
+
 class HubAdminSite(admin.AdminSite):
     site_header = "Energy hub — operations"
     site_title = "Energy hub"
@@ -73,6 +84,7 @@ class HubAdminSite(admin.AdminSite):
             "overview": True,
             "counts": selectors.overview_counts(),
             "alerts": overview_alerts(),
+            "notes": overview_notes(),
             "backlog": [
                 (row, duration_text(row.oldest_due_age)) for row in selectors.link_backlog()
             ],

@@ -28,15 +28,26 @@ class PartnerApiConfig(AppConfig):
         from apps.partner_api import schema, signals  # noqa: F401  (extensions, receivers)
 
     def demo_setup(self, *, deployment, write) -> None:
-        """A fresh read-write key for the demo deployment on every run, so it can be shown."""
-        from apps.partner_api.models import ApiKey
-        from apps.partner_api.services import apikey_create
+        """The demo's read-write key: the same on every run, so a key copied earlier works.
 
+        Only a key's hash is stored, so the clear text the demo prints is kept under var/
+        (a development directory, like the dev secret key) and the key recreated from it.
+        """
+        from apps.partner_api.auth import key_generate, key_hash
+        from apps.partner_api.models import ApiKey
         name = "Demo partner"
-        # Only the hash is stored, so the demo replaces its key to be able to print one.
-        ApiKey.objects.filter(name=name).delete()
-        _, raw = apikey_create(name=name, deployments=[deployment],
-                               access=ApiKey.Access.READ_WRITE)
-        write(f"  API key for {deployment.slug}: {raw}")
+        kept = settings.VAR_DIR / "demo-api-key"
+        if not kept.exists():
+            kept.write_text(key_generate()[1] + "\n")
+            kept.chmod(0o600)
+        raw = kept.read_text().strip()
+        key = ApiKey.objects.filter(name=name, key_hash=key_hash(raw)).first()
+        if key is None:
+            ApiKey.objects.filter(name=name).delete()
+            key = ApiKey.objects.create(name=name, prefix=raw.split("_")[1],
+                                        key_hash=key_hash(raw),
+                                        access=ApiKey.Access.READ_WRITE)
+        key.deployments.add(deployment)
+        write(f"  API key for {deployment.slug}: {raw} (kept in {kept})")
         write(f"  try: curl -H 'X-API-Key: {raw}' '{settings.HUB_BASE_URL}/api/v1/usage/?limit=5'")
         write(f"  docs: {settings.HUB_BASE_URL}/api/v1/docs/")

@@ -1,3 +1,5 @@
+from csp.constants import NONCE, SELF
+from csp.decorators import csp_update
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -18,7 +20,9 @@ urlpatterns = [
     # The schema covers this API only, whatever other DRF views the project grows.
     path("schema/", SpectacularAPIView.as_view(urlconf="apps.partner_api.schema_urls"),
          name="schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="partner_api:schema"),
-         name="docs"),
+    # Swagger UI's page has one inline style block; it carries this response's nonce
+    # (templates/drf_spectacular/swagger_ui.html) instead of the policy allowing inline style.
+    path("docs/", csp_update({"style-src": [SELF, NONCE]})(
+        SpectacularSwaggerSplitView.as_view(url_name="partner_api:schema")), name="docs"),
     re_path(r"^.*$", not_found),
 ]

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 
@@ -37,3 +39,12 @@ def test_readyz_is_503_when_the_broker_is_unreachable(client, settings):
 def test_health_endpoints_are_not_redirected_to_https(client, settings):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/healthz").status_code == 200
+
+
+def test_the_favicon_is_served_from_the_static_files(client):
+    from django.contrib.staticfiles import finders
+
+    answer = client.get("/favicon.ico")
+
+    assert answer.status_code == 301 and answer["Location"].endswith("/core/favicon.svg")
+    assert "<svg" in Path(finders.find("core/favicon.svg")).read_text()

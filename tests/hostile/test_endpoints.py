@@ -30,6 +30,7 @@ PUBLIC = {
     "dexma/app-status": "the platform's health probe; details only with a dep_token",
     "api/v1/schema/": "the partner API's OpenAPI document",
     "api/v1/docs/": "the partner API's documentation page",
+    "favicon.ico": "the browsers' icon: a redirect to a static file",
 }
 # Proven elsewhere: the admin in tests/hostile/test_deploy.py (anonymous and non-staff), the
 # sandbox only simulates the platforms and is mounted only when SANDBOX_ENABLED.

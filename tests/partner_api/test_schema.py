@@ -1,5 +1,7 @@
 """The OpenAPI schema is valid, and the API answers what it says (schemathesis)."""
 
+import re
+
 import pytest
 import schemathesis
 from django.core import signals
@@ -123,3 +125,15 @@ def test_every_operation_answers_without_5xx_and_as_documented(api_schema, partn
             ])
 
         check()
+
+
+def test_the_docs_inline_style_carries_the_nonce_the_policy_allows(client):
+    docs = client.get("/api/v1/docs/")
+
+    policy = dict(part.strip().split(" ", 1) for part in docs["Content-Security-Policy"]
+                  .split(";") if part.strip())
+    nonce = re.search(r"'nonce-([^']+)'", policy["style-src"]).group(1)
+    page = docs.content.decode()
+    assert page.count("<style") == 1 and f'<style nonce="{nonce}">' in page
+    assert "'unsafe-inline'" not in policy["style-src"]
+    assert "<script>" not in page and "script-src" not in policy  # no inline script

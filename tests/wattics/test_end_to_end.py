@@ -97,4 +97,15 @@ def test_backfill_command_sends_everything_and_reports_progress(
     assert "30/30 packets" in out.getvalue() and "Sent 30 packets." in out.getvalue()
     run = Run.objects.get(kind="wattics_backfill")
     assert run.status == "succeeded" and run.counts["packets_done"] == 30
+    assert out.getvalue().count("100%|") == 1 and "packets/s" in out.getvalue()
     assert CollectorPacket.objects.filter(discarded=False).count() == 30
+
+
+def test_backfill_command_with_nothing_to_send_draws_no_bar(deployment, account, make_stream):
+    make_stream(deployment, "wm-empty")
+    out = io.StringIO()
+
+    call_command("wattics_backfill", "--deployment", deployment.slug, stdout=out)
+
+    assert "0/0" not in out.getvalue() and "%|" not in out.getvalue()
+    assert out.getvalue().count("Sent 0 packets.") == 1

@@ -16,7 +16,7 @@ class SandboxDexmaConfig(AppConfig):
         post_delete.connect(switches_changed, sender=PlatformFault)
 
     def demo_setup(self, *, deployment, write) -> None:
-        """A platform account for the demo deployment, to install the app into by hand."""
+        """A platform account for the demo deployment (the DEXMA demo installs the app in it)."""
         import os
         from urllib.parse import urlsplit
 
@@ -33,4 +33,5 @@ class SandboxDexmaConfig(AppConfig):
         )
         port = os.environ.get("PORT") or urlsplit(settings.HUB_BASE_URL).port or 8000
         write(f"  DEXMA sandbox platform: http://localhost:{port}/sandbox/dexma/platform/"
-              f"?dep={account.dep_id} (install the app, then add a datasource)")
+              f"?dep={account.dep_id} (the app is installed already: + Add datasource opens "
+              f"the hub's pages; Uninstall, then Install, shows the handshake)")

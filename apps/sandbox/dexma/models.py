@@ -207,6 +207,7 @@ class PlatformFault(models.Model):
 
     class Meta:
         verbose_name = "fault switch"
+        verbose_name_plural = "fault switches"
 
     def __str__(self) -> str:
         wait = f", Retry-After {self.retry_after}s" if self.retry_after is not None else ""

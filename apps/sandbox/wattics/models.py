@@ -94,6 +94,7 @@ class CollectorFault(models.Model):
 
     class Meta:
         verbose_name = "fault switch"
+        verbose_name_plural = "fault switches"
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} +{self.delay_ms} ms ({self.meter_id or 'all'})"

@@ -11,22 +11,15 @@ back through APIv3 at the end.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from zoneinfo import ZoneInfo
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
+from apps.core.progress import progress_bar
 from apps.dexma import delivery
 from apps.dexma.mapping import MappingError
 from apps.dexma.models import Backfill, DexmaDatasource
-
-
-def progress_bar(done: int, total: int, rate: float, width: int = 30) -> str:
-    share = done / total if total else 1.0
-    filled = int(width * share)
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {share:6.1%} "
-            f"{done:,}/{total:,} values  {rate:,.0f}/s")
 
 
 class Command(BaseCommand):
@@ -63,17 +56,24 @@ class Command(BaseCommand):
             except (ValueError, MappingError) as exc:
                 raise CommandError(str(exc)) from exc
         self.stdout.write(f"Backfill {backfill.pk}: {backfill}")
-        began = time.monotonic()
-        first = backfill.values_sent
+        # The planned total is known once the backfill starts; the bar follows what is sent.
+        bar = None
 
         def show(current: Backfill) -> None:
-            rate = (current.values_sent - first) / max(time.monotonic() - began, 1e-6)
-            self.stdout.write("\r" + progress_bar(current.values_sent, current.values_planned,
-                                                  rate), ending="")
-            self.stdout.flush()
+            nonlocal bar
+            if not current.values_planned:
+                return  # nothing to send: no 0/0 bar, the summary below says so
+            if bar is None:
+                bar = progress_bar(total=current.values_planned, unit="values",
+                                   initial=current.values_sent, stream=self.stdout._out)
+            bar.total = current.values_planned
+            bar.update(current.values_sent - bar.n)
 
-        backfill = delivery.backfill_run(backfill=backfill, progress=show)
-        self.stdout.write("")
+        try:
+            backfill = delivery.backfill_run(backfill=backfill, progress=show)
+        finally:
+            if bar is not None:
+                bar.close()
         if backfill.state != Backfill.State.DONE:
             raise CommandError(
                 f"backfill {backfill.pk} stopped ({backfill.get_state_display()}): "

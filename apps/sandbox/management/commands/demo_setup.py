@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.core.models import Datasource, Deployment, Device, Site
 from apps.core.schedules import schedules_setup
+from apps.sandbox.apps import DEMO_DEPLOYMENT
 from apps.sandbox.tasks import demo_meters_ingest
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
@@ -46,7 +47,8 @@ class Command(BaseCommand):
         user.save()
 
         deployment, _ = Deployment.objects.get_or_create(
-            slug="demo-acme", defaults={"name": "Acme Retail (demo)", "timezone": "Europe/Madrid"}
+            slug=DEMO_DEPLOYMENT,
+            defaults={"name": "Acme Retail (demo)", "timezone": "Europe/Madrid"},
         )
         datasource, _ = Datasource.objects.get_or_create(
             deployment=deployment, key="acme-gateway",

@@ -11,7 +11,6 @@ nothing. Progress shows here and in the admin (Wattics > Streams).
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import threading
 import time
 
@@ -20,6 +19,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.core.models import DeliveryLink, OutboundBatch, Run
+from apps.core.progress import progress_bar
 from apps.core.services import run_finish, run_start
 from apps.wattics.models import WatticsStream
 from apps.wattics.selectors import BACKFILL_RUN_KIND as BACKFILL_RUN
@@ -27,13 +27,6 @@ from apps.wattics.services import streams_push
 from apps.wattics.services.push import Progress
 
 OPEN = (OutboundBatch.State.PENDING, OutboundBatch.State.SENDING, OutboundBatch.State.RETRY)
-
-
-def progress_bar(done: int, total: int, rate: float, width: int = 30) -> str:
-    share = done / total if total else 1.0
-    filled = int(width * share)
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {share:6.1%} "
-            f"{done:,}/{total:,} packets  {rate:,.0f}/s")
 
 
 class Command(BaseCommand):
@@ -101,26 +94,24 @@ class Command(BaseCommand):
         worker = threading.Thread(
             target=lambda: results.update(streams_push(streams=streams, workers=workers,
                                                        plan=False, progress=count)))
-        started = time.monotonic()
         worker.start()
         last_saved = 0.0
-        tty = sys.stdout.isatty()
-        while worker.is_alive():
-            worker.join(0.25)
-            elapsed = max(time.monotonic() - started, 1e-6)
-            line = progress_bar(done[0], total, done[0] / elapsed)
-            if tty:
-                self.stdout.write("\r" + line, ending="")
-                self.stdout.flush()
-            if time.monotonic() - last_saved >= 1.0 or not worker.is_alive():
-                last_saved = time.monotonic()
-                Run.objects.filter(pk=run.pk).update(counts={
-                    "streams": len(streams), "packets_total": total, "packets_done": done[0],
-                    "percent": round(100 * done[0] / total, 1) if total else 100.0,
-                    "updated": timezone.now().isoformat()})
-                if not tty:
-                    self.stdout.write(line)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        self.stdout.write(("\r" if tty else "") + progress_bar(done[0], total,
-                                                               done[0] / elapsed))
+        # No bar for nothing to send (0/0): the summary line says it.
+        bar = progress_bar(total=total, unit="packets", stream=self.stdout._out) if total else None
+        try:
+            while worker.is_alive():
+                worker.join(0.25)
+                if bar is not None:
+                    bar.update(done[0] - bar.n)
+                if time.monotonic() - last_saved >= 1.0 or not worker.is_alive():
+                    last_saved = time.monotonic()
+                    Run.objects.filter(pk=run.pk).update(counts={
+                        "streams": len(streams), "packets_total": total,
+                        "packets_done": done[0],
+                        "percent": round(100 * done[0] / total, 1) if total else 100.0,
+                        "updated": timezone.now().isoformat()})
+        finally:
+            if bar is not None:
+                bar.update(done[0] - bar.n)
+                bar.close()
         return results
