@@ -28,6 +28,7 @@ import pytest
 import responses
 from django.core.cache import cache
 from django.db import transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, Phase, event, given, note
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -253,9 +254,12 @@ def test_volue_holds_each_report_once_with_the_readings_kwh_or_it_is_visibly_not
                                                 HealthCheck.data_too_large])
     @given(history=histories())
     def check(history):
-        settings.VOLUE_REPORT_DEADLINE_HOURS = history["deadline"]
         cache.delete(volue_client().api.auth.cache_key)  # a token is fetched in this example
         with ExitStack() as stack:
+            # Per example and undone after it: assigning to the `settings` fixture here would
+            # stack one override per example (thousands in `make faults`).
+            stack.enter_context(override_settings(
+                VOLUE_REPORT_DEADLINE_HOURS=history["deadline"]))
             stack.enter_context(transaction.atomic())  # rolled back: examples stay apart
             stack.callback(transaction.set_rollback, True)
             rsps = stack.enter_context(responses.RequestsMock(

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 import pytest
 import responses
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given, note
 from hypothesis import settings as hypothesis_settings
@@ -172,9 +173,11 @@ def test_wattics_holds_what_was_accepted_minus_what_was_marked_undeliverable(set
                                                 HealthCheck.data_too_large])
     @given(history=histories())
     def check(history):
-        settings.WATTICS_PLAN_MAX_READINGS = history["round"]
-        settings.WATTICS_BATCH_PACKETS = history["batch"]
         with ExitStack() as stack:
+            # Per example and undone after it: assigning to the `settings` fixture here would
+            # stack one override per example (thousands in `make faults`).
+            stack.enter_context(override_settings(WATTICS_PLAN_MAX_READINGS=history["round"],
+                                                  WATTICS_BATCH_PACKETS=history["batch"]))
             stack.enter_context(transaction.atomic())  # rolled back: examples stay apart
             stack.callback(transaction.set_rollback, True)
             rsps = stack.enter_context(responses.RequestsMock(
