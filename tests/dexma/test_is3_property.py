@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 from contextlib import ExitStack
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ import pytest
 import responses
 from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 
 from apps.core.models import (
@@ -44,12 +43,10 @@ from apps.dexma.delivery import live as dexma_live
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
 from apps.dexma.selectors import datasource_accounts
 from apps.sandbox.dexma.models import Is3Stats, Is3Value, PlatformDatasource, PlatformDeployment
-from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled
+from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled, property_settings
 
 pytestmark = pytest.mark.django_db
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))
-# PROPERTY_SHRINK=0 reports the first failing example as found (shrinking takes minutes).
-PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("PROPERTY_SHRINK") != "0"]
+EXAMPLES = 200  # in `make test`; PROPERTY_EXAMPLES overrides
 INSERT = "https://insert.is3.test/readings"
 ZONES = ["Europe/Madrid", "America/New_York", "UTC", "Asia/Kolkata"]
 # A day before a DST change in Madrid and New York, and an ordinary one.
@@ -253,9 +250,7 @@ def _check(deployment, datasource, remote):
 
 
 def test_is3_holds_what_was_accepted_minus_what_was_marked_undeliverable(settings_fixture):
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=PHASES,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow, HealthCheck.data_too_large])
+    @property_settings(EXAMPLES)
     @given(history=histories())
     def check(history):
         with ExitStack() as stack:

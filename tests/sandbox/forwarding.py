@@ -15,10 +15,12 @@ database transaction), unless the fault script says otherwise:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+import hypothesis
 import requests
 import responses
 from django.test import Client
@@ -78,3 +80,17 @@ class Forwarder:
         return (answer.status_code,
                 {k: v for k, v in answer.items() if k in ("Content-Type", "Retry-After")},
                 answer.content)
+
+
+def property_settings(default_examples: int) -> hypothesis.settings:
+    """The delivery property tests' hypothesis settings: PROPERTY_EXAMPLES examples (the
+    default in `make test`, thousands in `make faults`), no shrinking with PROPERTY_SHRINK=0
+    (a failure reported as found: shrinking these histories takes minutes)."""
+    shrink = os.environ.get("PROPERTY_SHRINK") != "0"
+    return hypothesis.settings(
+        max_examples=int(os.environ.get("PROPERTY_EXAMPLES", default_examples)),
+        deadline=None, database=None,
+        phases=[p for p in hypothesis.Phase if p != hypothesis.Phase.shrink or shrink],
+        suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture,
+                               hypothesis.HealthCheck.too_slow,
+                               hypothesis.HealthCheck.data_too_large])

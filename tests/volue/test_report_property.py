@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 from contextlib import ExitStack
 
 import pytest
@@ -29,8 +28,7 @@ import responses
 from django.core.cache import cache
 from django.db import transaction
 from django.test import override_settings
-from hypothesis import HealthCheck, Phase, event, given, note
-from hypothesis import settings as hypothesis_settings
+from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from apps.core.models import Device, OutboundBatch, Reading
@@ -39,11 +37,10 @@ from apps.sandbox.volue.models import SbEvent, SbReport
 from apps.volue.client import event_parse, volue_client
 from apps.volue.models import EnergyReport, VolueCustomer, VolueMeter
 from apps.volue.services import event_record, reports_dispatch, reports_plan
-from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled
+from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled, property_settings
 
 pytestmark = pytest.mark.django_db
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "60"))
-PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("PROPERTY_SHRINK") != "0"]
+EXAMPLES = 60  # in `make test`; PROPERTY_EXAMPLES overrides
 API = "https://volue.property.test/energy-coordination/v1"
 AUTH = "https://auth.volue.property.test/connect/token"
 Q = dt.timedelta(minutes=15)
@@ -248,10 +245,7 @@ def test_volue_holds_each_report_once_with_the_readings_kwh_or_it_is_visibly_not
     settings.OUTBOX_RETRY_SCHEDULE = [60]
     settings.OUTBOX_LEASE_SECONDS = 300
 
-    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, phases=PHASES,
-                         suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                HealthCheck.too_slow,
-                                                HealthCheck.data_too_large])
+    @property_settings(EXAMPLES)
     @given(history=histories())
     def check(history):
         cache.delete(volue_client().api.auth.cache_key)  # a token is fetched in this example

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 from contextlib import ExitStack
 
 import pytest
@@ -26,8 +25,7 @@ import responses
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
-from hypothesis import HealthCheck, Phase, given, note
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 
 from apps.core.models import Datasource, Deployment, Device, OutboundBatch, Reading
@@ -38,11 +36,10 @@ from apps.wattics.schemas import convert
 from apps.wattics.selectors import stream_accounts
 from apps.wattics.services import stream_create, stream_push
 from apps.wattics.services.streams import stream_channels
-from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled
+from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled, property_settings
 
 pytestmark = pytest.mark.django_db
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))
-PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("PROPERTY_SHRINK") != "0"]
+EXAMPLES = 200  # in `make test`; PROPERTY_EXAMPLES overrides
 URL = "https://collector.property.test/measurements/v2/unifiedjson/"
 CHANNELS = {"aP_1": "active_power", "v_1": "voltage", "pC_1": "active_energy"}
 ZONES = ["Europe/Madrid", "America/New_York", "UTC", "Asia/Kolkata"]
@@ -167,10 +164,7 @@ def test_wattics_holds_what_was_accepted_minus_what_was_marked_undeliverable(set
     settings.WATTICS_SEND_RETRIES = 1
     settings.WATTICS_RETRY_BACKOFF = 0.0
 
-    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, phases=PHASES,
-                         suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                HealthCheck.too_slow,
-                                                HealthCheck.data_too_large])
+    @property_settings(EXAMPLES)
     @given(history=histories())
     def check(history):
         with ExitStack() as stack:
