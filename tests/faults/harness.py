@@ -312,7 +312,8 @@ class Hub:
         scenario decides what is sent. Returns {"api_key": ..., "deployment": ...}.
         """
         done = self.manage("demo_setup", "--days", str(days), env={"DEBUG": "true"})
-        api_key = next((line.split(":", 1)[1].strip() for line in done.stdout.splitlines()
+        # "  API key for demo-acme: <key> (kept in var/demo-api-key)"
+        api_key = next((line.split(":", 1)[1].split()[0] for line in done.stdout.splitlines()
                         if "API key for" in line), None)
         if api_key:
             self.plant(api_key)
