@@ -5,6 +5,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 
 
 def duration_text(value: dt.timedelta | None) -> str:
@@ -101,8 +102,6 @@ class HubAdminSite(admin.AdminSite):
 def link_accounts_html(accounts) -> str:
     """A link's reading accounts as a small table: accepted = delivered + pending +
     undeliverable (by reason), with any difference called out."""
-    from django.utils.html import format_html, format_html_join
-
     rows = [("Accepted", f"{accounts.accepted:,}"), ("Delivered", f"{accounts.delivered:,}"),
             ("Pending", f"{accounts.pending:,}")]
     rows += [(f"Undeliverable: {reason}", f"{count:,}")
