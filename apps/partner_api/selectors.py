@@ -318,18 +318,21 @@ def _zone(name: str | None, fallback: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(fallback)
 
 
-def _local_days(start: dt.datetime, end: dt.datetime | None,
+def _local_days(start_us: int, end_us: int | None,
                 zone: zoneinfo.ZoneInfo) -> tuple[str | None, str | None]:
     """Scaler's YYYY-MM-DD start and end when the period is whole days where the meter is.
 
-    A Madrid day starts at 23:00Z the day before (22:00Z in summer): the date comes from the
-    local midnight, never from truncating the UTC instant.
+    The period comes as microseconds since the epoch (UTC). A Madrid day starts at 23:00Z
+    the day before (22:00Z in summer): the date comes from the local midnight, never from
+    truncating the UTC instant.
     """
-    if end is None:
+    if end_us is None or start_us % 1_000_000 or end_us % 1_000_000:
         return None, None
-    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    if local_start.timetz().replace(tzinfo=None) != dt.time() or \
-            local_end.timetz().replace(tzinfo=None) != dt.time():
+    local_start = dt.datetime.fromtimestamp(start_us // 1_000_000, zone)
+    if local_start.hour or local_start.minute or local_start.second:
+        return None, None
+    local_end = dt.datetime.fromtimestamp(end_us // 1_000_000, zone)
+    if local_end.hour or local_end.minute or local_end.second:
         return None, None
     return local_start.date().isoformat(), local_end.date().isoformat()
 
@@ -344,18 +347,18 @@ def usage_list(*, deployment: Deployment, flt: SeriesFilter,
     keys, units = cat.keys, cat.units
     zones: dict[str | None, zoneinfo.ZoneInfo] = {}
     out = []
-    for (_id, pid, ts, end, value, estimated, cost, currency, ext, subtype, unit, site_zone,
-         changed_at, redelivery) in rows:
+    for (_id, pid, start, end, start_us, end_us, value, estimated, cost, currency, ext,
+         subtype, unit, site_zone, changed_at, redelivery) in rows:
         zone = zones.get(site_zone) or zones.setdefault(
             site_zone, _zone(site_zone, deployment.timezone))
-        start_date, end_date = _local_days(ts, end, zone)
+        start_date, end_date = _local_days(start_us, end_us, zone)
         out.append({
             "meter": ext,
             "parameter": keys[pid],
             "start_date": start_date,
             "end_date": end_date,
-            "period_start": ts.isoformat(),
-            "period_end": _iso(end),
+            "period_start": start,
+            "period_end": end,
             "value": value,
             "unit": units[pid] or unit,
             "redelivery": redelivery,
@@ -363,11 +366,14 @@ def usage_list(*, deployment: Deployment, flt: SeriesFilter,
             "cost": cost,
             "currency": currency or None,
             "estimated": estimated,
-            "updated_at": _stamp(changed_at),
+            "updated_at": changed_at,
         })
     return out, [r[0] for r in rows], bound
 
 
+# The instants leave PostgreSQL as the text the API serves (what Python's isoformat() writes
+# for UTC; `updated_at` always with microseconds), and as microseconds since the epoch for
+# the local-day test: parsing three timestamps a row into datetimes cost more than the query.
 _USAGE_SQL = """
 WITH page AS (
     SELECT r.id, r.seq, r.device_id, r.parameter_id, r.ts, r.period_end, r.value,
@@ -378,9 +384,17 @@ WITH page AS (
     ORDER BY r.id
     LIMIT %s OFFSET %s
 )
-SELECT page.id, page.parameter_id, page.ts, page.period_end, page.value, page.estimated,
-       page.cost, page.currency, d.external_id, d.subtype, d.unit, s.timezone,
-       (SELECT c.at FROM core_readingcommit c
+SELECT page.id, page.parameter_id,
+       replace(to_char(page.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+               '.000000', ''),
+       replace(to_char(page.period_end AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000', ''),
+       (extract(epoch FROM page.ts) * 1000000)::bigint,
+       (extract(epoch FROM page.period_end) * 1000000)::bigint,
+       page.value, page.estimated, page.cost, page.currency,
+       d.external_id, d.subtype, d.unit, s.timezone,
+       (SELECT to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+        FROM core_readingcommit c
         WHERE c.deployment_id = d.deployment_id AND c.seq >= page.seq
         ORDER BY c.seq LIMIT 1),
        x.value
@@ -434,10 +448,17 @@ def _usage_rows_generic(*, deployment: Deployment, flt: SeriesFilter, page: Page
         "currency", "device__external_id", "device__subtype", "device__unit",
         "device__site__timezone", "changed_at"))
     exports = _redelivery(rows, cat.redelivery)
-    return [(pk, pid, ts, end, value, est, cost, cur, ext, sub, unit, zone, changed,
-             exports.get((device_id, pid, ts)))
+    return [(pk, pid, ts.isoformat(), _iso(end), _micros(ts), _micros(end), value, est, cost,
+             cur, ext, sub, unit, zone, _stamp(changed), exports.get((device_id, pid, ts)))
             for (pk, device_id, pid, ts, end, value, est, cost, cur, ext, sub, unit, zone,
                  changed) in rows]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _micros(value: dt.datetime | None) -> int | None:
+    return None if value is None else (value - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _redelivery(rows: list[tuple], pairs: dict[int, int]) -> dict[tuple, float]:
