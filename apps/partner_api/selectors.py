@@ -393,10 +393,9 @@ SELECT page.id, page.parameter_id,
        (extract(epoch FROM page.period_end) * 1000000)::bigint,
        page.value, page.estimated, page.cost, page.currency,
        d.external_id, d.subtype, d.unit, s.timezone,
-       (SELECT to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
-        FROM core_readingcommit c
-        WHERE c.deployment_id = d.deployment_id AND c.seq >= page.seq
-        ORDER BY c.seq LIMIT 1),
+       to_char((SELECT c.at FROM core_readingcommit c
+                WHERE c.deployment_id = d.deployment_id AND c.seq >= page.seq
+                ORDER BY c.seq LIMIT 1) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
        x.value
 FROM page
 JOIN core_device d ON d.id = page.device_id
