@@ -184,6 +184,19 @@ class PageRequest:
     after: int | None = None  # keyset position (an id) from a cursor; None otherwise
     bound: Bound | None = None  # from a cursor; a first page takes its own
     style: str = "offset"  # offset, page or cursor: how `first` and `prev` are written
+    # Offset pages: the id of the record just before `offset`, when the page that ended there
+    # is remembered (see anchors.py); the page is then read after it instead of by OFFSET.
+    anchor: int | None = None
+
+    @property
+    def after_id(self) -> int | None:
+        """Read the records with an id above this (a cursor's position or an anchor)."""
+        return self.anchor if self.anchor is not None else self.after
+
+    @property
+    def skip(self) -> int:
+        """Records to pass over after `after_id`: the offset, unless an anchor stands for it."""
+        return 0 if self.anchor is not None else self.offset
 
 
 def page_request(params) -> PageRequest:

@@ -167,16 +167,16 @@ def _entity_page(*, live: QuerySet, stones: QuerySet | None, page: PageRequest,
         raise ApiError("this cursor belongs to another list; pass back the 'next_cursor' of "
                        "this endpoint", code="invalid_cursor",
                        fields={"cursor": ["from another endpoint"]})
-    if page.after is not None:
-        live = live.filter(id__gt=page.after)
-        stones = stones.filter(record_id__gt=page.after) if stones is not None else None
-    end = page.offset + page.limit + 1
+    if page.after_id is not None:
+        live = live.filter(id__gt=page.after_id)
+        stones = stones.filter(record_id__gt=page.after_id) if stones is not None else None
+    end = page.skip + page.limit + 1
     if stones is None:
-        found = [(r.pk, data(r)) for r in live.order_by("id")[page.offset:end]]
+        found = [(r.pk, data(r)) for r in live.order_by("id")[page.skip:end]]
     else:
         ids = list(live.values_list("id", flat=True).union(
             stones.values_list("record_id", flat=True), all=True).order_by("id")[
-            page.offset:end])
+            page.skip:end])
         rows = {r.pk: data(r) for r in live.filter(id__in=ids)}
         rows.update({t.record_id: _tombstone_data(t, blank)
                      for t in stones.filter(record_id__in=ids)})
@@ -305,10 +305,10 @@ def _readings(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
     if flt.after_seq is not None:
         qs = qs.filter(seq__gt=flt.after_seq)
     qs = qs.filter(seq__lte=bound.value) if bound.kind == "s" else qs.filter(id__lte=bound.value)
-    if page.after is not None:
-        qs = qs.filter(id__gt=page.after)
+    if page.after_id is not None:
+        qs = qs.filter(id__gt=page.after_id)
     qs = qs.annotate(changed_at=_changed_at(deployment)).order_by("id")
-    return qs[page.offset: page.offset + page.limit + 1]
+    return qs[page.skip: page.skip + page.limit + 1]
 
 
 def _zone(name: str | None, fallback: str) -> zoneinfo.ZoneInfo:
@@ -426,13 +426,13 @@ def _usage_rows_postgresql(*, deployment: Deployment, flt: SeriesFilter, page: P
         params.append(flt.after_seq)
     where.append("AND r.seq <= %s" if bound.kind == "s" else "AND r.id <= %s")
     params.append(bound.value)
-    if page.after is not None:
+    if page.after_id is not None:
         where.append("AND r.id > %s")
-        params.append(page.after)
+        params.append(page.after_id)
     cases = " ".join("WHEN %s THEN %s" for _ in cat.redelivery)
     export = f"(CASE page.parameter_id {cases} END)" if cases else "NULL"
     sql = _USAGE_SQL.format(where=" ".join(where), export=export)
-    args = [deployment.pk, list(ids), *params, page.limit + 1, page.offset,
+    args = [deployment.pk, list(ids), *params, page.limit + 1, page.skip,
             *[v for pair in cat.redelivery.items() for v in pair]]
     with connection.cursor() as cursor:
         cursor.execute(sql, args)
