@@ -67,8 +67,11 @@ def anchor_apply(page: PageRequest, scope: str) -> PageRequest:
 
 
 def anchor_remember(page: PageRequest, scope: str, positions: list[int]) -> None:
-    """After a full offset page: its last id is the anchor of the offset that follows."""
-    if page.style not in ("offset", "page") or len(positions) <= page.limit:
+    """After a full offset page: its last id is the anchor of the offset that follows.
+
+    A full last page too: offset clients stop on a short or empty page, so they ask once more.
+    """
+    if page.style not in ("offset", "page") or len(positions) < page.limit:
         return
     try:
         cache.set(f"{scope}:{page.offset + page.limit}", positions[page.limit - 1],

@@ -2,13 +2,18 @@
 
 import re
 import threading
+from unittest import mock
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.core.models import Device, Reading
 from apps.core.services import ReadingIn, readings_ingest
+from apps.partner_api import anchors
+from apps.partner_api.selectors import SeriesFilter
 
 from .conftest import QH, T0, ingest_usage
 
@@ -244,3 +249,169 @@ def test_paging_against_a_concurrent_writer_repeats_and_skips_nothing(
     assert done, "the writer committed nothing while the pull ran"
     assert len(keys(seen)) == len(set(keys(seen)))
     assert {(m, t.isoformat()) for m, t in before} <= set(keys(seen))
+
+
+# --- offset anchors: a sequential offset pull reads each page after the last id served ---
+
+def _usage_page(api, params) -> tuple[list[dict], int, str]:
+    """One usage page, the OFFSET its query counted and that query's text."""
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/api/v1/usage/", params)
+    assert response.status_code == 200, response.json()
+    sql = next(q["sql"] for q in queries.captured_queries if "FROM core_reading r" in q["sql"])
+    return response.json()["results"], int(re.search(r"OFFSET (\d+)", sql).group(1)), sql
+
+
+def _forget_anchors(deployment, **filters) -> None:
+    """What an expired or cleared cache leaves: no anchor of this list (only its keys go:
+    clearing the whole cache would empty other runs' keys on the shared Redis)."""
+    scope = anchors.anchor_scope(deployment=deployment, endpoint="usage",
+                                 flt=SeriesFilter(**filters))
+    cache.delete_many([f"{scope}:{n}" for n in range(0, 200)])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("style", ("offset", "page"))
+def test_a_sequential_offset_pull_continues_after_the_last_id_served(api, two_meters, style):
+    _forget_anchors(two_meters)
+    seen, counted = [], []
+    for n in range(5):
+        params = ({"offset": 4 * n, "limit": 4} if style == "offset"
+                  else {"page": n + 1, "page_size": 4})
+        rows, skipped, sql = _usage_page(api, params)
+        if n:
+            last = Reading.objects.get(device__external_id=seen[-1]["meter"],
+                                       ts=seen[-1]["period_start"]).pk
+            assert f"r.id > {last}" in sql
+        seen += rows
+        counted.append(skipped)
+    assert counted == [0, 0, 0, 0, 0]  # no page walked past the records before it
+    assert len(seen) == 20 and len(set(keys(seen))) == 20
+    _forget_anchors(two_meters)
+    by_offset = [_usage_page(api, {"offset": 4 * n, "limit": 4})[0] for n in range(5)]
+    _forget_anchors(two_meters)
+    assert [r for page in by_offset for r in page] == seen  # what OFFSET alone returns
+
+
+@pytest.mark.django_db
+def test_a_jump_without_an_anchor_counts_the_offset(api, two_meters):
+    _forget_anchors(two_meters)
+    rows, skipped, _ = _usage_page(api, {"offset": 8, "limit": 4})
+    assert skipped == 8
+    _usage_page(api, {"offset": 0, "limit": 4})  # remembers where offset 4 starts, not 8
+    assert _usage_page(api, {"offset": 8, "limit": 4})[1] == 8
+    assert _usage_page(api, {"offset": 4, "limit": 4})[1] == 0
+    assert _usage_page(api, {"offset": 8, "limit": 4})[:2] == (rows, 0)
+
+
+@pytest.mark.django_db
+def test_an_anchor_is_kept_per_filter(api, two_meters):
+    _forget_anchors(two_meters, meters=("m1",))
+    _forget_anchors(two_meters, meters=("m2",))
+    first, _, _ = _usage_page(api, {"meter": "m1", "offset": 0, "limit": 4})
+    assert {r["meter"] for r in first} == {"m1"}
+    rows, skipped, _ = _usage_page(api, {"meter": "m2", "offset": 4, "limit": 4})
+    assert skipped == 4 and {r["meter"] for r in rows} == {"m2"}
+    rows, skipped, _ = _usage_page(api, {"meter": "m1", "offset": 4, "limit": 4})
+    assert skipped == 0 and {r["meter"] for r in rows} == {"m1"}
+
+
+@pytest.mark.django_db
+def test_the_cache_forgotten_mid_pull_falls_back_to_the_offset(api, two_meters):
+    _forget_anchors(two_meters)
+    counted = []
+
+    def between(page):
+        counted.append(page)
+        if page == 2:
+            _forget_anchors(two_meters)
+
+    with CaptureQueriesContext(connection) as queries:
+        seen, _ = walk(api, "/api/v1/usage/", "offset", limit=4, between=between)
+    offsets = [int(re.search(r"OFFSET (\d+)", q["sql"]).group(1))
+               for q in queries.captured_queries if "FROM core_reading r" in q["sql"]]
+    assert offsets == [0, 0, 8, 0, 0, 0]  # the third page counts, the next ones continue
+    assert sorted(keys(seen)) == sorted(
+        (m, (T0 + i * QH).isoformat()) for m in ("m1", "m2") for i in range(10))
+
+
+@pytest.mark.django_db
+def test_offset_pages_are_served_while_the_cache_is_down(api, two_meters):
+    from .test_degraded_stores import _CacheDown
+
+    _forget_anchors(two_meters)
+    with mock.patch("apps.partner_api.anchors.cache", _CacheDown()):
+        seen, _ = walk(api, "/api/v1/usage/", "page", limit=6)
+    assert len(seen) == 20 and len(set(keys(seen))) == 20
+
+
+@pytest.mark.django_db
+def test_writes_between_anchored_pages_neither_skip_nor_repeat(api, two_meters, make_device):
+    """Corrections before and after the anchor and new records: the anchor still holds."""
+    make_device(two_meters, "m3")
+    _forget_anchors(two_meters)
+
+    def between(page):
+        correct(two_meters, "m1", 0, 100.0 + page)  # already delivered
+        correct(two_meters, "m2", 9, 200.0 + page)  # not reached yet
+        ingest_usage(two_meters, "m3", 1, start=T0 - page * QH)  # new, from before all
+
+    with CaptureQueriesContext(connection) as queries:
+        seen, _ = walk(api, "/api/v1/usage/", "offset", limit=4, between=between)
+    offsets = [int(re.search(r"OFFSET (\d+)", q["sql"]).group(1))
+               for q in queries.captured_queries if "FROM core_reading r" in q["sql"]]
+    assert set(offsets) == {0}
+    assert len(keys(seen)) == len(set(keys(seen)))
+    old = {(m, (T0 + i * QH).isoformat()) for m in ("m1", "m2") for i in range(10)}
+    assert old <= set(keys(seen))
+    assert {k for k in keys(seen) if k[0] == "m3"} == {
+        ("m3", (T0 - p * QH).isoformat()) for p in range(1, len(offsets))}
+
+
+@pytest.mark.django_db
+def test_a_record_changed_behind_an_incremental_offset_pull_is_not_counted_twice(
+        api, two_meters):
+    """By OFFSET alone, the record newly matching behind the page moved the next one back."""
+    since = max(r["updated_at"] for r in api.get("/api/v1/usage/", {"limit": 100}).json()[
+        "results"])  # the newest change of a first full pull
+    correct(two_meters, "m2", 0, 50.0)  # the late correction an incremental pull would read
+    for i in range(1, 9):
+        correct(two_meters, "m2", i, 60.0 + i)
+    _forget_anchors(two_meters, after_seq=_floor(two_meters, since))
+
+    def between(page):
+        if page == 1:
+            correct(two_meters, "m1", 0, 70.0)  # behind the page: now matches too
+
+    params = {"updated_since": _after(since)}
+    seen, _ = walk(api, "/api/v1/usage/", "offset", limit=4, params=params, between=between)
+    assert len(keys(seen)) == len(set(keys(seen)))
+    assert set(keys(seen)) == {("m2", (T0 + i * QH).isoformat()) for i in range(9)}
+
+
+@pytest.mark.django_db
+def test_a_deletion_between_pages_sets_the_anchors_aside(api, two_meters, make_device):
+    make_device(two_meters, "gone")
+    ingest_usage(two_meters, "gone", 4)
+    _forget_anchors(two_meters)
+    _usage_page(api, {"offset": 0, "limit": 4})
+    Device.objects.filter(external_id="gone").delete()
+    _, skipped, _ = _usage_page(api, {"offset": 4, "limit": 4})
+    assert skipped == 4  # the positions behind it may have moved: counted again
+    assert _usage_page(api, {"offset": 8, "limit": 4})[1] == 0  # and remembered anew
+
+
+def _floor(deployment, since: str) -> int:
+    from apps.partner_api.selectors import seq_floor
+
+    return seq_floor(deployment=deployment, updated_since=_after_dt(since))
+
+
+def _after_dt(stamp: str):
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(stamp) + dt.timedelta(microseconds=1)
+
+
+def _after(stamp: str) -> str:
+    return _after_dt(stamp).isoformat()
