@@ -24,13 +24,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn_server(*, threads: int, workers: int = 2) -> Iterator[str]:
-    """Serve the hub (sandbox mounted) on the test database; yields the base URL."""
+def gunicorn_server(*, threads: int, workers: int = 2, settings: str = "config.settings_test",
+                    preload: bool = False) -> Iterator[str]:
+    """Serve the hub (sandbox mounted) on the test database; yields the base URL.
+
+    `settings` may add to the hub (bench_partner_api_site.py adds the bare view).
+    """
     port = free_port()
     db = connection.settings_dict
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DJANGO_SETTINGS_MODULE": settings,
         "DATABASE_URL": f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
                         f"{db['PORT'] or 5432}/{db['NAME']}",
         "SANDBOX_ENABLED": "true",
@@ -40,7 +44,8 @@ def gunicorn_server(*, threads: int, workers: int = 2) -> Iterator[str]:
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
          "-k", "gthread", "-w", str(workers), "--threads", str(threads),
-         "--keep-alive", "30", "--log-level", "warning"], cwd=ROOT, env=env)
+         "--keep-alive", "30", "--log-level", "warning", *(["--preload"] if preload else [])],
+        cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

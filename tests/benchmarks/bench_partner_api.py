@@ -19,22 +19,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from apps.core.models import Datasource, Deployment, Device, Site
 from apps.core.services import ReadingIn, readings_ingest
 from apps.partner_api.models import ApiKey
 from apps.partner_api.services import apikey_create
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._bare_usage import bench_deployment
+from ._servers import gunicorn_server
+
 DEVICES = 20
 SLOTS = 2_000
 BATCH = 10_000
@@ -49,12 +46,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _series(prefix: str, parameter: str, first_slot: int, slots: int, devices: int):
     for d in range(devices):
         for i in range(first_slot, first_slot + slots):
@@ -64,13 +55,7 @@ def _series(prefix: str, parameter: str, first_slot: int, slots: int, devices: i
 
 @pytest.fixture
 def data():
-    deployment = Deployment.objects.create(slug="bench", name="Bench", timezone="UTC")
-    datasource = Datasource.objects.create(deployment=deployment, key="gw", name="GW")
-    site = Site.objects.create(deployment=deployment, external_id="hq", name="HQ")
-    Device.objects.bulk_create(
-        Device(deployment=deployment, datasource=datasource, site=site,
-               external_id=f"m{d:03d}", local_id=f"m{d:03d}", name=f"m{d:03d}",
-               commodity="energy", unit="kWh") for d in range(DEVICES))
+    deployment = bench_deployment("bench", DEVICES)
     readings_ingest(deployment=deployment, source="bench",
                     records=_series("m", "active_energy_delta", 0, SLOTS, DEVICES))
     readings_ingest(deployment=deployment, source="bench",
@@ -84,32 +69,9 @@ def data():
 
 @pytest.fixture
 def server():
-    port = _free_port()
-    db = connection.settings_dict
-    env = {**os.environ,
-           "DJANGO_SETTINGS_MODULE": "tests.benchmarks.bench_partner_api_site",
-           "DATABASE_URL": f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                           f"{db['PORT'] or 5432}/{db['NAME']}"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "4", "--worker-class", "gthread", "--threads", "4",
-         "--preload", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with gunicorn_server(workers=4, threads=4, preload=True,
+                         settings="tests.benchmarks.bench_partner_api_site") as base:
+        yield base
 
 
 def _wrk(url: str, headers: dict[str, str]) -> tuple[float, float]:
