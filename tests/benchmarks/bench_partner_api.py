@@ -29,7 +29,7 @@ from apps.core.services import ReadingIn, readings_ingest
 from apps.partner_api.models import ApiKey
 from apps.partner_api.services import apikey_create
 
-from ._bare_usage import bench_deployment
+from ._partner_api import bench_deployment
 from ._servers import gunicorn_server
 
 DEVICES = 20

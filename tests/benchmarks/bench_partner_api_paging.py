@@ -2,9 +2,8 @@
 
 A generic client (one `requests.Session`, pages of 1,000) reads every usage record of the
 deployment by offset, page number, cursor, the body's `next` and the `Link` header, from
-the hub under gunicorn. The baseline, in the same run over the same table, is the bare
-keyset query of the partner API benchmark (_bare_usage.py: the same rows, each with its
-redelivery and change time, `WHERE id > %s ORDER BY id LIMIT 1000`) looped in process.
+the hub under gunicorn. The baseline, in the same run over the same table, is a bare
+`SELECT … WHERE id > %s ORDER BY id LIMIT 1000` loop in-process.
 Reported: total time per style, its ratio to the baseline (goal >= 0.5 for every style),
 and the p50 of the first and the last ten pages (goal: flat; offset and page number too,
 read from the anchor the page before left, not by OFFSET).
@@ -27,9 +26,10 @@ import requests
 from django.db import connection
 
 from apps.core.services import ReadingIn, readings_ingest
+from apps.partner_api.selectors import catalogue
 from apps.partner_api.services import apikey_create
 
-from ._bare_usage import bare_rows, bench_deployment
+from ._partner_api import bench_deployment
 from ._servers import gunicorn_server
 
 RECORDS = int(os.environ.get("BENCH_PAGING_RECORDS", 1_000_000))
@@ -42,6 +42,16 @@ LINK_NEXT = re.compile(r'<([^>]+)>; rel="next"')
 STYLES = os.environ.get("BENCH_PAGING_STYLES", "cursor,next,link,page,offset").split(",")
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+BARE_SQL = """
+SELECT r.id, r.parameter_id, r.ts, r.period_end, r.value, r.estimated, r.cost, r.currency,
+       d.external_id
+FROM core_reading r
+JOIN core_device d ON d.id = r.device_id
+WHERE d.deployment_id = %s AND r.parameter_id = ANY(%s) AND r.id > %s
+ORDER BY r.id
+LIMIT %s
+"""
 
 
 def _records(first: int, slots: int):
@@ -74,17 +84,19 @@ def data():
 
 
 def _bare(deployment) -> tuple[float, list[float], int]:
+    ids = list(catalogue().usage_ids)
     after, times, count = 0, [], 0
     started = time.perf_counter()
     with connection.cursor() as cursor:
         while True:
             t = time.perf_counter()
-            rows = bare_rows(cursor, deployment_id=deployment.pk, after=after, limit=PAGE)
+            cursor.execute(BARE_SQL, [deployment.pk, ids, after, PAGE])
+            rows = cursor.fetchall()
             times.append(time.perf_counter() - t)
             if not rows:
                 break
             count += len(rows)
-            after = rows[-1][-1]
+            after = rows[-1][0]
     return time.perf_counter() - started, times, count
 
 
