@@ -415,3 +415,25 @@ def _after_dt(stamp: str):
 
 def _after(stamp: str) -> str:
     return _after_dt(stamp).isoformat()
+
+
+@pytest.mark.django_db
+def test_usage_instants_read_as_python_writes_them(api, deployment, make_device):
+    """PostgreSQL renders the instants of a page: the text is isoformat()'s, to the digit."""
+    import datetime as dt
+
+    from apps.core.models import ReadingCommit
+
+    make_device(deployment, "m1")
+    odd = dt.datetime(2026, 3, 1, 0, 0, 7, 120, tzinfo=dt.UTC)  # seconds and microseconds
+    readings_ingest(deployment=deployment, source="t", records=[
+        ReadingIn(device="m1", parameter="active_energy_delta", ts=odd,
+                  period_end=odd + QH, value=1.0),
+        ReadingIn(device="m1", parameter="active_energy_delta", ts=T0, period_end=T0 + QH,
+                  value=2.0)])
+    rows = api.get("/api/v1/usage/").json()["results"]
+    at = ReadingCommit.objects.get(deployment=deployment).at
+    assert [(r["period_start"], r["period_end"], r["updated_at"]) for r in rows] == [
+        (odd.isoformat(), (odd + QH).isoformat(), at.isoformat(timespec="microseconds")),
+        (T0.isoformat(), (T0 + QH).isoformat(), at.isoformat(timespec="microseconds"))]
+    assert rows[0]["period_start"] == "2026-03-01T00:00:07.000120+00:00"
