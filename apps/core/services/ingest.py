@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -489,13 +490,20 @@ class _Merger:
 
 
 class _OverlappingMerger(_Merger):
-    """PostgreSQL: the server merges chunk n while this process validates chunk n + 1.
+    """PostgreSQL: rows that cannot conflict are COPYed straight in; the rest are merged.
+
+    Each chunk is split first (`_split_fresh`): a row whose natural key cannot exist yet
+    goes into core_reading by one binary COPY with its `seq` from one block drawn for the
+    chunk — as fast as a bare COPY. The others (re-deliveries, overlaps, corrections) are
+    staged and merged, and the server merges chunk n while this process validates chunk
+    n + 1.
 
     One connection runs one statement at a time, so only the merge statement goes to a
     helper thread, and it runs on the caller's own connection (the same transaction, shared
-    with Django's `inc_thread_sharing`). Every other statement — the next COPY, quarantine
-    rows, the daily stat, a rollback — waits for it first, and `__exit__` never returns with
-    a merge still running. A call that fits in one chunk never starts the thread.
+    with Django's `inc_thread_sharing`). Every other statement — the split's probe, the next
+    COPY, quarantine rows, the daily stat, a rollback — waits for it first, and `__exit__`
+    never returns with a merge still running. A call that fits in one chunk never starts
+    the thread.
     """
 
     def __init__(self) -> None:
@@ -503,6 +511,7 @@ class _OverlappingMerger(_Merger):
         self._db = connections[DEFAULT_DB_ALIAS]
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[int, Future] | None = None
+        self._copied = 0
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
@@ -510,20 +519,30 @@ class _OverlappingMerger(_Merger):
             self._db.dec_thread_sharing()
 
     def start(self, rows: list[tuple], more: bool) -> None:
-        if not more:
-            super().start(rows, more)
+        # The caller has waited for the previous merge: the probe sees every row written so far.
+        fresh, rest = _split_fresh(rows)
+        if fresh:
+            _copy_fresh(fresh)
+            self._copied += len(fresh)
+        if not rest:
             return
-        _stage(rows)
+        if not more:
+            super().start(rest, more)
+            return
+        _stage(rest)
         if self._pool is None:
             self._db.inc_thread_sharing()
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readings-merge")
-        self._pending = (len(rows), self._pool.submit(_merge_staged, self._db))
+        self._pending = (len(rest), self._pool.submit(_merge_staged, self._db))
 
     def wait(self) -> tuple[int, int, int]:
+        copied, self._copied = self._copied, 0
         if self._pending is None:
-            return super().wait()
-        (staged, future), self._pending = self._pending, None
-        return (staged, *future.result())
+            staged, inserted, updated = super().wait()
+        else:
+            (staged, future), self._pending = self._pending, None
+            staged, (inserted, updated) = staged, future.result()
+        return staged + copied, inserted + copied, updated
 
 
 def _merger() -> _Merger:
@@ -533,6 +552,90 @@ def _merger() -> _Merger:
 def _merge_postgresql(rows: list[tuple]) -> tuple[int, int]:
     _stage(rows)
     return _merge_staged(connection)
+
+
+# Per device-parameter pair of a chunk: its first and last existing instant within the
+# chunk's time range (two probes of the natural-key index; pairs with none are not returned).
+_PROBE_SQL = """
+SELECT p.device_id, p.parameter_id, lo.ts, hi.ts
+FROM unnest(%s::bigint[], %s::smallint[]) AS p (device_id, parameter_id)
+CROSS JOIN LATERAL (
+    SELECT r.ts FROM core_reading r
+    WHERE r.device_id = p.device_id AND r.parameter_id = p.parameter_id
+      AND r.ts BETWEEN %s AND %s
+    ORDER BY r.ts LIMIT 1
+) lo
+CROSS JOIN LATERAL (
+    SELECT r.ts FROM core_reading r
+    WHERE r.device_id = p.device_id AND r.parameter_id = p.parameter_id
+      AND r.ts BETWEEN %s AND %s
+    ORDER BY r.ts DESC LIMIT 1
+) hi
+"""
+# One block of seqs for a chunk's fresh rows, in one round trip. Other writers draw from the
+# same sequence meanwhile, so the block is contiguous only most of the time (checked).
+_SEQ_BLOCK_SQL = """
+SELECT min(v), max(v), count(*) FROM (
+    SELECT nextval('core_reading_seq') AS v FROM generate_series(1, %s)
+) block
+"""
+_SEQ_LIST_SQL = "SELECT nextval('core_reading_seq') FROM generate_series(1, %s)"
+_pair = itemgetter(0, 1)
+_instant = itemgetter(2)
+
+
+def _split_fresh(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """(rows whose natural key cannot exist yet, rows that may need a merge).
+
+    A row can only meet an existing one of its device-parameter pair at the same instant,
+    and every such instant lies between the pair's first and last existing instant in the
+    chunk's range. Rows outside that span — all of them for a pair with nothing in range,
+    which is every new meter and every append after the last stored reading — cannot
+    conflict. Exact under the deployment's readings lock: no other writer adds readings of
+    these devices until this transaction ends.
+    """
+    pairs = set(map(_pair, rows))
+    lo, hi = min(map(_instant, rows)), max(map(_instant, rows))
+    devices, parameters = zip(*pairs, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(_PROBE_SQL, [list(devices), list(parameters), lo, hi, lo, hi])
+        spans = {(d, p): (first, last) for d, p, first, last in cursor.fetchall()}
+    if not spans:
+        return rows, []
+    fresh: list[tuple] = []
+    rest: list[tuple] = []
+    span_of = spans.get
+    for row in rows:
+        span = span_of((row[0], row[1]))
+        if span is None or not span[0] <= row[2] <= span[1]:
+            fresh.append(row)
+        else:
+            rest.append(row)
+    return fresh, rest
+
+
+def _seq_block(count: int) -> Iterable[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(_SEQ_BLOCK_SQL, [count])
+        first, last, drawn = cursor.fetchone()
+        if last - first + 1 == drawn:
+            return range(first, last + 1)
+        # Interleaved with another writer: these seqs are spent (gaps are harmless), draw a
+        # list instead.
+        cursor.execute(_SEQ_LIST_SQL, [count])
+        return [seq for (seq,) in cursor.fetchall()]
+
+
+def _copy_fresh(rows: list[tuple]) -> None:
+    """Rows known not to exist yet: one binary COPY into core_reading, seqs drawn in a block."""
+    seqs = _seq_block(len(rows))
+    with connection.cursor() as cursor, cursor.cursor.copy(
+        f"COPY core_reading ({', '.join(_FIELDS)}, seq) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types((*_STAGE_TYPES, "int8"))
+        write_row = copy.write_row
+        for row, seq in zip(rows, seqs, strict=True):
+            write_row((*row, seq))
 
 
 def _stage(rows: list[tuple]) -> None:
