@@ -47,13 +47,13 @@ def paths(monkeypatch):
     taken = {"copied": 0, "merged": 0}
     copy_fresh, stage = ingest_module._copy_fresh, ingest_module._stage
 
-    def counting_copy(rows):
+    def counting_copy(db, rows):
         taken["copied"] += len(rows)
-        copy_fresh(rows)
+        copy_fresh(db, rows)
 
-    def counting_stage(rows):
+    def counting_stage(db, rows):
         taken["merged"] += len(rows)
-        stage(rows)
+        stage(db, rows)
 
     monkeypatch.setattr(ingest_module, "_copy_fresh", counting_copy)
     monkeypatch.setattr(ingest_module, "_stage", counting_stage)
@@ -183,8 +183,8 @@ def test_a_copied_row_that_breaks_a_constraint_rolls_back_the_whole_call(deploym
     # is deduplicated, so force one through by lying to the range check.
     real_split = ingest_module._split_fresh
 
-    def wrong_split(rows):
-        fresh, rest = real_split(rows)
+    def wrong_split(db, rows):
+        fresh, rest = real_split(db, rows)
         return fresh + rest + [(rows[0][0], rows[0][1], T0, T0 + QH, 1.0, False, 0, None, "")], []
 
     with pytest.MonkeyPatch.context() as patch:

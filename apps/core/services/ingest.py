@@ -159,7 +159,8 @@ def readings_ingest(
         validate = _validator(devices, parameters, deployment)
         with _merger() as merger:
             for chunk, more in _chunks(records, chunk_size):
-                rows: dict[tuple, tuple] = {}
+                rows: dict[tuple, tuple] = {}  # by natural key: the last repeat wins
+                valid = 0
                 bad: list[Quarantine] = []
                 for record in chunk:
                     try:
@@ -178,11 +179,10 @@ def readings_ingest(
                                 )
                             )
                     else:
-                        key = row[:3]
-                        if key in rows:
-                            result.duplicates += 1
-                        rows[key] = row
+                        rows[row[:3]] = row
+                        valid += 1
                     index += 1
+                result.duplicates += valid - len(rows)
                 _add(result, merger.wait())  # the previous chunk's merge, if still running
                 result.quarantined += len(bad) if quarantine else 0
                 if bad:
@@ -304,6 +304,8 @@ def _validator(
     currencies: set[str] = set()  # codes already found well-formed in this call
 
     def aware(value: Any) -> dt.datetime | None:
+        if type(value) is datetime and value.tzinfo is utc:  # as the edges hand most over
+            return value if earliest <= value < latest else None
         if type(value) is str:
             try:
                 value = fromisoformat(value)
@@ -469,7 +471,7 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 
 
 class _Merger:
-    """Merges each chunk as it comes, inline (the SQLite demo; the last chunk everywhere)."""
+    """Merges each chunk as it comes, inline: the SQLite demo's bulk ORM merge."""
 
     def __init__(self) -> None:
         self._done = (0, 0, 0)
@@ -481,8 +483,7 @@ class _Merger:
         pass
 
     def start(self, rows: list[tuple], more: bool) -> None:
-        merge = _merge_postgresql if connection.vendor == "postgresql" else _merge_generic
-        self._done = (len(rows), *merge(rows))
+        self._done = (len(rows), *_merge_generic(rows))
 
     def wait(self) -> tuple[int, int, int]:
         done, self._done = self._done, (0, 0, 0)
@@ -495,15 +496,13 @@ class _OverlappingMerger(_Merger):
     Each chunk is split first (`_split_fresh`): a row whose natural key cannot exist yet
     goes into core_reading by one binary COPY with its `seq` from one block drawn for the
     chunk — as fast as a bare COPY. The others (re-deliveries, overlaps, corrections) are
-    staged and merged, and the server merges chunk n while this process validates chunk
-    n + 1.
+    staged and merged. The server writes chunk n while this process validates chunk n + 1.
 
-    One connection runs one statement at a time, so only the merge statement goes to a
-    helper thread, and it runs on the caller's own connection (the same transaction, shared
-    with Django's `inc_thread_sharing`). Every other statement — the split's probe, the next
-    COPY, quarantine rows, the daily stat, a rollback — waits for it first, and `__exit__`
-    never returns with a merge still running. A call that fits in one chunk never starts
-    the thread.
+    One connection runs one statement at a time, so the chunk's writes go to one helper
+    thread, on the caller's own connection (the same transaction, shared with Django's
+    `inc_thread_sharing`). Every other statement — the next chunk's probe, quarantine rows,
+    the daily stat, a rollback — waits for them first, and `__exit__` never returns with a
+    write still running. A call that fits in one chunk never starts the thread.
     """
 
     def __init__(self) -> None:
@@ -511,7 +510,6 @@ class _OverlappingMerger(_Merger):
         self._db = connections[DEFAULT_DB_ALIAS]
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[int, Future] | None = None
-        self._copied = 0
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
@@ -519,39 +517,39 @@ class _OverlappingMerger(_Merger):
             self._db.dec_thread_sharing()
 
     def start(self, rows: list[tuple], more: bool) -> None:
-        # The caller has waited for the previous merge: the probe sees every row written so far.
-        fresh, rest = _split_fresh(rows)
-        if fresh:
-            _copy_fresh(fresh)
-            self._copied += len(fresh)
-        if not rest:
-            return
+        # The caller has waited for the previous chunk: the probe sees every row written so far.
+        fresh, rest = _split_fresh(self._db, rows)
         if not more:
-            super().start(rest, more)
+            self._done = (len(rows), *_write_chunk(self._db, fresh, rest))
             return
-        _stage(rest)
         if self._pool is None:
             self._db.inc_thread_sharing()
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readings-merge")
-        self._pending = (len(rest), self._pool.submit(_merge_staged, self._db))
+        self._pending = (len(rows), self._pool.submit(_write_chunk, self._db, fresh, rest))
 
     def wait(self) -> tuple[int, int, int]:
-        copied, self._copied = self._copied, 0
         if self._pending is None:
-            staged, inserted, updated = super().wait()
-        else:
-            (staged, future), self._pending = self._pending, None
-            staged, (inserted, updated) = staged, future.result()
-        return staged + copied, inserted + copied, updated
+            return super().wait()
+        (staged, future), self._pending = self._pending, None
+        return (staged, *future.result())
 
 
 def _merger() -> _Merger:
     return _OverlappingMerger() if connection.vendor == "postgresql" else _Merger()
 
 
-def _merge_postgresql(rows: list[tuple]) -> tuple[int, int]:
-    _stage(rows)
-    return _merge_staged(connection)
+def _write_chunk(db: BaseDatabaseWrapper, fresh: list[tuple],
+                 rest: list[tuple]) -> tuple[int, int]:
+    """(inserted, updated): the fresh rows COPYed in, the others staged and merged."""
+    inserted = updated = 0
+    if fresh:
+        _copy_fresh(db, fresh)
+        inserted = len(fresh)
+    if rest:
+        _stage(db, rest)
+        merged_in, updated = _merge_staged(db)
+        inserted += merged_in
+    return inserted, updated
 
 
 # Per device-parameter pair of a chunk: its first and last existing instant within the
@@ -584,7 +582,8 @@ _pair = itemgetter(0, 1)
 _instant = itemgetter(2)
 
 
-def _split_fresh(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+def _split_fresh(db: BaseDatabaseWrapper,
+                 rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
     """(rows whose natural key cannot exist yet, rows that may need a merge).
 
     A row can only meet an existing one of its device-parameter pair at the same instant,
@@ -597,7 +596,7 @@ def _split_fresh(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
     pairs = set(map(_pair, rows))
     lo, hi = min(map(_instant, rows)), max(map(_instant, rows))
     devices, parameters = zip(*pairs, strict=True)
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(_PROBE_SQL, [list(devices), list(parameters), lo, hi, lo, hi])
         spans = {(d, p): (first, last) for d, p, first, last in cursor.fetchall()}
     if not spans:
@@ -614,8 +613,8 @@ def _split_fresh(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
     return fresh, rest
 
 
-def _seq_block(count: int) -> Iterable[int]:
-    with connection.cursor() as cursor:
+def _seq_block(db: BaseDatabaseWrapper, count: int) -> Iterable[int]:
+    with db.cursor() as cursor:
         cursor.execute(_SEQ_BLOCK_SQL, [count])
         first, last, drawn = cursor.fetchone()
         if last - first + 1 == drawn:
@@ -626,10 +625,10 @@ def _seq_block(count: int) -> Iterable[int]:
         return [seq for (seq,) in cursor.fetchall()]
 
 
-def _copy_fresh(rows: list[tuple]) -> None:
+def _copy_fresh(db: BaseDatabaseWrapper, rows: list[tuple]) -> None:
     """Rows known not to exist yet: one binary COPY into core_reading, seqs drawn in a block."""
-    seqs = _seq_block(len(rows))
-    with connection.cursor() as cursor, cursor.cursor.copy(
+    seqs = _seq_block(db, len(rows))
+    with db.cursor() as cursor, cursor.cursor.copy(
         f"COPY core_reading ({', '.join(_FIELDS)}, seq) FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.set_types((*_STAGE_TYPES, "int8"))
@@ -638,9 +637,9 @@ def _copy_fresh(rows: list[tuple]) -> None:
             write_row((*row, seq))
 
 
-def _stage(rows: list[tuple]) -> None:
+def _stage(db: BaseDatabaseWrapper, rows: list[tuple]) -> None:
     """Load one chunk into the session's staging table (binary COPY)."""
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(_STAGE_DDL)
         cursor.execute("TRUNCATE core_reading_stage")
         raw = cursor.cursor  # psycopg 3 cursor: COPY streams the chunk in one round trip
