@@ -184,7 +184,17 @@ def _first_number(value: str | None) -> float | None:
 
 
 class RateLimitBudget:
-    """What is left of one credential's request budget, shared by all workers via the cache."""
+    """What is left of one credential's request budget, shared by all workers via the cache.
+
+    Kept in process between requests too: each response's headers update this process's
+    copy, and the cache is read or written at most every `RECHECK_SECONDS` while the budget
+    is far from the reserve — not on every page. Within `HEADROOM` requests of the reserve
+    every request reads and writes the shared copy again, so workers sharing a credential
+    still stop before the limit.
+    """
+
+    RECHECK_SECONDS = 1.0
+    HEADROOM = 10
 
     def __init__(
         self, name: str, budget_key: str = "", *, reserve: int = 1, clock: Clock = time.time
@@ -193,6 +203,12 @@ class RateLimitBudget:
         self.cache_key = f"hub:http:ratelimit:{digest}"
         self.reserve = reserve
         self.clock = clock
+        self._known: dict[str, tuple[float, float]] = {}  # window: (remaining, reset_at)
+        self._read_at = -math.inf
+        self._shared_at = -math.inf
+
+    def _near_limit(self, state: Mapping[str, tuple[float, float]]) -> bool:
+        return any(remaining <= self.reserve + self.HEADROOM for remaining, _ in state.values())
 
     def record(self, headers: Mapping[str, str]) -> None:
         """Remember the rate-limit headers of a response."""
@@ -210,12 +226,17 @@ class RateLimitBudget:
             seen[window] = (remaining, now + max(0.0, reset))
         if not seen:
             return
+        state = {w: v for w, v in self._known.items() if v[1] > now}
+        new_window = not seen.keys() <= state.keys()
+        state.update(seen)
+        self._known = state
+        if not (new_window or self._near_limit(seen)
+                or now - self._shared_at >= self.RECHECK_SECONDS):
+            return
         try:
-            stored = cache.get(self.cache_key) or {}
-            state = {w: tuple(v) for w, v in stored.items() if v[1] > now}
-            state.update(seen)
             ttl = max(reset_at for _, reset_at in state.values()) - now
             cache.set(self.cache_key, state, timeout=max(1, math.ceil(ttl) + 1))
+            self._shared_at = now
         except CACHE_ERRORS as exc:
             # The platform still answers 429 (with Retry-After) if we overrun its budget.
             logger.warning("rate-limit budget not recorded, the cache is unavailable: %s", exc)
@@ -223,16 +244,26 @@ class RateLimitBudget:
     def wait_needed(self) -> float:
         """Seconds to wait before the next request (0 when the budget allows it)."""
         now = self.clock()
-        try:
-            state: dict[str, tuple[float, float]] = cache.get(self.cache_key) or {}
-        except CACHE_ERRORS as exc:
-            # Redis returns empty anyway: what it held about the budget is gone either way.
-            logger.warning("rate-limit budget unknown, the cache is unavailable: %s", exc)
-            return 0.0
+        known = {w: v for w, v in self._known.items() if v[1] > now}
+        if now - self._read_at >= self.RECHECK_SECONDS or self._near_limit(known):
+            try:
+                shared: dict[str, tuple[float, float]] = cache.get(self.cache_key) or {}
+            except CACHE_ERRORS as exc:
+                # Redis returns empty anyway: what it held about the budget is gone either way.
+                logger.warning("rate-limit budget unknown, the cache is unavailable: %s", exc)
+                return 0.0
+            self._read_at = now
+            for window, (remaining, reset_at) in shared.items():
+                mine = known.get(window)
+                # Within a window what is left only shrinks: the lower count is the newer one.
+                newer = mine is None or (remaining, -reset_at) < (mine[0], -mine[1])
+                if reset_at > now and newer:
+                    known[window] = (remaining, reset_at)
+            self._known = known
         return max(
             (
                 reset_at - now
-                for remaining, reset_at in state.values()
+                for remaining, reset_at in known.values()
                 if remaining <= self.reserve and reset_at > now
             ),
             default=0.0,

@@ -142,7 +142,9 @@ def _records():
     from apps.core.services.ingest import ReadingIn
 
     names = [external_id(n) for n in range(DEVICES)]
-    for d, ts, end, value in series():
+    # BENCH_FIRST_TS=N starts every device's run N slots later: with N = TIMESTAMPS / 2 after
+    # a full ingest, half of the batch overwrites stored readings (each with a new value).
+    for d, ts, end, value in series(int(os.environ.get("BENCH_FIRST_TS", "0"))):
         yield ReadingIn(device=names[d], parameter=PARAMETER, ts=ts, value=value,
                         period_end=end)
 
@@ -194,9 +196,10 @@ def orm() -> dict:
     parameter = Parameter.objects.get(key=PARAMETER)
     devices = max(1, ORM_SAMPLE // TIMESTAMPS)
     per_device = ORM_SAMPLE // devices
-    # Timestamps after the ingested ones: every save is an INSERT of a new row.
+    # Timestamps after every ingested one (the half-overwrite run reaches 1.5 x TIMESTAMPS):
+    # every save is an INSERT of a new row.
     sample = [(ids[external_id(d)], ts, end, value)
-              for d, ts, end, value in series(TIMESTAMPS, per_device, devices)]
+              for d, ts, end, value in series(2 * TIMESTAMPS, per_device, devices)]
     seq = 10**12
     started = time.perf_counter()
     for device_id, ts, end, value in sample:

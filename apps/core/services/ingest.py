@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -158,7 +159,8 @@ def readings_ingest(
         validate = _validator(devices, parameters, deployment)
         with _merger() as merger:
             for chunk, more in _chunks(records, chunk_size):
-                rows: dict[tuple, tuple] = {}
+                rows: dict[tuple, tuple] = {}  # by natural key: the last repeat wins
+                valid = 0
                 bad: list[Quarantine] = []
                 for record in chunk:
                     try:
@@ -177,11 +179,10 @@ def readings_ingest(
                                 )
                             )
                     else:
-                        key = row[:3]
-                        if key in rows:
-                            result.duplicates += 1
-                        rows[key] = row
+                        rows[row[:3]] = row
+                        valid += 1
                     index += 1
+                result.duplicates += valid - len(rows)
                 _add(result, merger.wait())  # the previous chunk's merge, if still running
                 result.quarantined += len(bad) if quarantine else 0
                 if bad:
@@ -303,6 +304,8 @@ def _validator(
     currencies: set[str] = set()  # codes already found well-formed in this call
 
     def aware(value: Any) -> dt.datetime | None:
+        if type(value) is datetime and value.tzinfo is utc:  # as the edges hand most over
+            return value if earliest <= value < latest else None
         if type(value) is str:
             try:
                 value = fromisoformat(value)
@@ -468,7 +471,7 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 
 
 class _Merger:
-    """Merges each chunk as it comes, inline (the SQLite demo; the last chunk everywhere)."""
+    """Merges each chunk as it comes, inline: the SQLite demo's bulk ORM merge."""
 
     def __init__(self) -> None:
         self._done = (0, 0, 0)
@@ -480,8 +483,7 @@ class _Merger:
         pass
 
     def start(self, rows: list[tuple], more: bool) -> None:
-        merge = _merge_postgresql if connection.vendor == "postgresql" else _merge_generic
-        self._done = (len(rows), *merge(rows))
+        self._done = (len(rows), *_merge_generic(rows))
 
     def wait(self) -> tuple[int, int, int]:
         done, self._done = self._done, (0, 0, 0)
@@ -489,13 +491,18 @@ class _Merger:
 
 
 class _OverlappingMerger(_Merger):
-    """PostgreSQL: the server merges chunk n while this process validates chunk n + 1.
+    """PostgreSQL: rows that cannot conflict are COPYed straight in; the rest are merged.
 
-    One connection runs one statement at a time, so only the merge statement goes to a
-    helper thread, and it runs on the caller's own connection (the same transaction, shared
-    with Django's `inc_thread_sharing`). Every other statement — the next COPY, quarantine
-    rows, the daily stat, a rollback — waits for it first, and `__exit__` never returns with
-    a merge still running. A call that fits in one chunk never starts the thread.
+    Each chunk is split first (`_split_fresh`): a row whose natural key cannot exist yet
+    goes into core_reading by one binary COPY with its `seq` from one block drawn for the
+    chunk — as fast as a bare COPY. The others (re-deliveries, overlaps, corrections) are
+    staged and merged. The server writes chunk n while this process validates chunk n + 1.
+
+    One connection runs one statement at a time, so the chunk's writes go to one helper
+    thread, on the caller's own connection (the same transaction, shared with Django's
+    `inc_thread_sharing`). Every other statement — the next chunk's probe, quarantine rows,
+    the daily stat, a rollback — waits for them first, and `__exit__` never returns with a
+    write still running. A call that fits in one chunk never starts the thread.
     """
 
     def __init__(self) -> None:
@@ -510,14 +517,15 @@ class _OverlappingMerger(_Merger):
             self._db.dec_thread_sharing()
 
     def start(self, rows: list[tuple], more: bool) -> None:
+        # The caller has waited for the previous chunk: the probe sees every row written so far.
+        fresh, rest = _split_fresh(self._db, rows)
         if not more:
-            super().start(rows, more)
+            self._done = (len(rows), *_write_chunk(self._db, fresh, rest))
             return
-        _stage(rows)
         if self._pool is None:
             self._db.inc_thread_sharing()
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readings-merge")
-        self._pending = (len(rows), self._pool.submit(_merge_staged, self._db))
+        self._pending = (len(rows), self._pool.submit(_write_chunk, self._db, fresh, rest))
 
     def wait(self) -> tuple[int, int, int]:
         if self._pending is None:
@@ -530,14 +538,108 @@ def _merger() -> _Merger:
     return _OverlappingMerger() if connection.vendor == "postgresql" else _Merger()
 
 
-def _merge_postgresql(rows: list[tuple]) -> tuple[int, int]:
-    _stage(rows)
-    return _merge_staged(connection)
+def _write_chunk(db: BaseDatabaseWrapper, fresh: list[tuple],
+                 rest: list[tuple]) -> tuple[int, int]:
+    """(inserted, updated): the fresh rows COPYed in, the others staged and merged."""
+    inserted = updated = 0
+    if fresh:
+        _copy_fresh(db, fresh)
+        inserted = len(fresh)
+    if rest:
+        _stage(db, rest)
+        merged_in, updated = _merge_staged(db)
+        inserted += merged_in
+    return inserted, updated
 
 
-def _stage(rows: list[tuple]) -> None:
+# Per device-parameter pair of a chunk: its first and last existing instant within the
+# chunk's time range (two probes of the natural-key index; pairs with none are not returned).
+_PROBE_SQL = """
+SELECT p.device_id, p.parameter_id, lo.ts, hi.ts
+FROM unnest(%s::bigint[], %s::smallint[]) AS p (device_id, parameter_id)
+CROSS JOIN LATERAL (
+    SELECT r.ts FROM core_reading r
+    WHERE r.device_id = p.device_id AND r.parameter_id = p.parameter_id
+      AND r.ts BETWEEN %s AND %s
+    ORDER BY r.ts LIMIT 1
+) lo
+CROSS JOIN LATERAL (
+    SELECT r.ts FROM core_reading r
+    WHERE r.device_id = p.device_id AND r.parameter_id = p.parameter_id
+      AND r.ts BETWEEN %s AND %s
+    ORDER BY r.ts DESC LIMIT 1
+) hi
+"""
+# One block of seqs for a chunk's fresh rows, in one round trip. Other writers draw from the
+# same sequence meanwhile, so the block is contiguous only most of the time (checked).
+_SEQ_BLOCK_SQL = """
+SELECT min(v), max(v), count(*) FROM (
+    SELECT nextval('core_reading_seq') AS v FROM generate_series(1, %s)
+) block
+"""
+_SEQ_LIST_SQL = "SELECT nextval('core_reading_seq') FROM generate_series(1, %s)"
+_pair = itemgetter(0, 1)
+_instant = itemgetter(2)
+
+
+def _split_fresh(db: BaseDatabaseWrapper,
+                 rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """(rows whose natural key cannot exist yet, rows that may need a merge).
+
+    A row can only meet an existing one of its device-parameter pair at the same instant,
+    and every such instant lies between the pair's first and last existing instant in the
+    chunk's range. Rows outside that span — all of them for a pair with nothing in range,
+    which is every new meter and every append after the last stored reading — cannot
+    conflict. Exact under the deployment's readings lock: no other writer adds readings of
+    these devices until this transaction ends.
+    """
+    pairs = set(map(_pair, rows))
+    lo, hi = min(map(_instant, rows)), max(map(_instant, rows))
+    devices, parameters = zip(*pairs, strict=True)
+    with db.cursor() as cursor:
+        cursor.execute(_PROBE_SQL, [list(devices), list(parameters), lo, hi, lo, hi])
+        spans = {(d, p): (first, last) for d, p, first, last in cursor.fetchall()}
+    if not spans:
+        return rows, []
+    fresh: list[tuple] = []
+    rest: list[tuple] = []
+    span_of = spans.get
+    for row in rows:
+        span = span_of((row[0], row[1]))
+        if span is None or not span[0] <= row[2] <= span[1]:
+            fresh.append(row)
+        else:
+            rest.append(row)
+    return fresh, rest
+
+
+def _seq_block(db: BaseDatabaseWrapper, count: int) -> Iterable[int]:
+    with db.cursor() as cursor:
+        cursor.execute(_SEQ_BLOCK_SQL, [count])
+        first, last, drawn = cursor.fetchone()
+        if last - first + 1 == drawn:
+            return range(first, last + 1)
+        # Interleaved with another writer: these seqs are spent (gaps are harmless), draw a
+        # list instead.
+        cursor.execute(_SEQ_LIST_SQL, [count])
+        return [seq for (seq,) in cursor.fetchall()]
+
+
+def _copy_fresh(db: BaseDatabaseWrapper, rows: list[tuple]) -> None:
+    """Rows known not to exist yet: one binary COPY into core_reading, seqs drawn in a block."""
+    seqs = _seq_block(db, len(rows))
+    with db.cursor() as cursor, cursor.cursor.copy(
+        f"COPY core_reading ({', '.join(_FIELDS)}, seq) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types((*_STAGE_TYPES, "int8"))
+        write_row = copy.write_row
+        for row, seq in zip(rows, seqs, strict=True):
+            write_row((*row, seq))
+
+
+def _stage(db: BaseDatabaseWrapper, rows: list[tuple]) -> None:
     """Load one chunk into the session's staging table (binary COPY)."""
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(_STAGE_DDL)
         cursor.execute("TRUNCATE core_reading_stage")
         raw = cursor.cursor  # psycopg 3 cursor: COPY streams the chunk in one round trip

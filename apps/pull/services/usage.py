@@ -17,6 +17,7 @@ import threading
 import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 from django import db
@@ -25,6 +26,7 @@ from django.db import transaction
 from apps.core.http import HubHTTPError, PermanentError, TransientError
 from apps.core.models import Device, Parameter, Quarantine, Run
 from apps.core.services import ReadingIn, readings_ingest
+from apps.core.services.ingest import CHUNK_SIZE
 from apps.pull.client import LoopDetected, Page, UpstreamClient
 from apps.pull.mapping import (
     MappingError,
@@ -38,7 +40,9 @@ from apps.pull.mapping import (
 from apps.pull.models import Connection, Endpoint
 from apps.pull.services.common import StageCounts, quarantine_record
 
-FLUSH_SIZE = 20_000
+# Several ingest chunks per flush: the ingest merges chunk n while it validates chunk n + 1
+# (with one chunk per flush it never overlaps, and fetching stops while the merge runs).
+FLUSH_SIZE = 5 * CHUNK_SIZE
 # A refusal the provider may give for a range that is too long or too heavy.
 _SHRINK_STATUSES = {400, 408, 413, 422, 500, 502, 503, 504}
 
@@ -81,6 +85,10 @@ class _RecordConverter:
         self.mapping = mapping
         self.redelivery = connection.consumption_parameters.get("redelivery")
         self.production = connection.consumption_parameters.get("production")
+        # Only the extra quantities the endpoint maps can appear in a mapped record.
+        self.extras = tuple((name, key) for name, key in (("redelivery", self.redelivery),
+                                                          ("production", self.production))
+                            if fields.get(name))
         self._targets: dict[tuple[str, str | None], tuple[str, float]] = {}
         self._instants: dict[str, dt.datetime] = {}
         self.production_ignored = 0
@@ -117,6 +125,8 @@ class _RecordConverter:
         return parameter, factor
 
     def __call__(self, raw: Any) -> tuple[list[ReadingIn], dict[str, Any]]:
+        # One pass per record; the well-formed common case is checked inline, anything else
+        # goes through the parse_* functions, whose messages are the quarantine reasons.
         mapped = self.mapper(raw)
         meter_id = mapped.get("meter_id")
         if type(meter_id) is not str:
@@ -125,15 +135,23 @@ class _RecordConverter:
         if meter is None:
             raise MappingError(f"meter '{meter_id}' is unknown to this connection; it was not "
                                "in the meter listing")
-        value = parse_number(mapped.get("value"), "value")
-        estimated = parse_flag(mapped.get("estimated"))
+        value = mapped.get("value")
+        if type(value) is not float or not isfinite(value):
+            value = parse_number(value, "value")
+        estimated = mapped.get("estimated")
+        if type(estimated) is not bool:
+            estimated = parse_flag(estimated)
+        instants = self._instants
         if self.role == Endpoint.Role.READINGS:
-            ts = self._instant(mapped.get("timestamp"), "timestamp")
-            parameter, factor = self._target(meter_id, meter, None, "cumulative")
+            ts = mapped.get("timestamp")
+            ts = (type(ts) is str and instants.get(ts)) or self._instant(ts, "timestamp")
+            parameter, factor = self._targets.get((meter_id, None)) or self._target(
+                meter_id, meter, None, "cumulative")
             return [ReadingIn(device=meter_id, parameter=parameter, ts=ts, value=value * factor,
                               estimated=estimated)], mapped
-        start = self._instant(mapped.get("start"), "start")
-        end = self._instant(mapped.get("end"), "end")
+        start, end = mapped.get("start"), mapped.get("end")
+        start = (type(start) is str and instants.get(start)) or self._instant(start, "start")
+        end = (type(end) is str and instants.get(end)) or self._instant(end, "end")
         if end <= start:
             raise MappingError(f"end {end.isoformat()} is not after start {start.isoformat()}")
         cost, currency = mapped.get("cost"), mapped.get("currency")
@@ -144,11 +162,12 @@ class _RecordConverter:
             currency = currency.upper()
         else:
             cost, currency = None, ""
-        parameter, factor = self._target(meter_id, meter, None, "interval")
+        parameter, factor = self._targets.get((meter_id, None)) or self._target(
+            meter_id, meter, None, "interval")
         readings = [ReadingIn(device=meter_id, parameter=parameter, ts=start, period_end=end,
                               value=value * factor, estimated=estimated, cost=cost,
                               currency=currency)]
-        for name, key in (("redelivery", self.redelivery), ("production", self.production)):
+        for name, key in self.extras:
             extra = mapped.get(name)
             if extra in (None, ""):
                 continue
