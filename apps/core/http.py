@@ -44,7 +44,14 @@ _BODY_KEPT = 10_000
 
 
 class HubHTTPError(Exception):
-    """A call to a platform failed; the message says what to do about it."""
+    """A call to a platform failed; the message says what to do about it.
+
+    `transient` says whether the same call may succeed later (after `retry_after` seconds,
+    if the platform said): callers decide on a retry from these two, never from the class
+    of an exception's `__cause__`.
+    """
+
+    transient = False
 
     def __init__(
         self,
@@ -64,6 +71,8 @@ class HubHTTPError(Exception):
 
 class TransientError(HubHTTPError):
     """Try again later (429, 5xx, connection errors, timeouts)."""
+
+    transient = True
 
 
 class PermanentError(HubHTTPError):

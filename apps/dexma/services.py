@@ -40,7 +40,20 @@ class InstallError(DexmaError):
 
 
 class PlatformCallError(DexmaError):
-    """The platform refused or failed a call; nothing was kept locally."""
+    """The platform refused or failed a call; nothing was kept locally.
+
+    Carries the failed call's `transient` and `retry_after` (see `HubHTTPError`).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.transient, self.retry_after = transient, retry_after
+
+    @classmethod
+    def of(cls, exc: HubHTTPError, message: str | None = None) -> PlatformCallError:
+        return cls(describe_error(exc) if message is None else message,
+                   transient=exc.transient, retry_after=exc.retry_after)
 
 
 class TokenMissing(DexmaError):
@@ -239,7 +252,7 @@ def datasource_create(
                 _delete_quietly(client, created_id)
             datasource.delete()
             if isinstance(exc, HubHTTPError):
-                raise PlatformCallError(describe_error(exc)) from exc
+                raise PlatformCallError.of(exc) from exc
             raise
     return datasource
 
@@ -265,7 +278,7 @@ def _push(*, datasource: DexmaDatasource, name: str, status: str,
             DexmaDatasource.objects.filter(pk=datasource.pk).update(
                 last_error=message, updated_at=timezone.now()
             )
-            raise PlatformCallError(message) from exc
+            raise PlatformCallError.of(exc, message) from exc
     return remote.status or status
 
 
@@ -337,7 +350,7 @@ def datasource_delete(
             except HubHTTPError as exc:
                 datasource.last_error = describe_error(exc)
                 datasource.save(update_fields=["last_error", "updated_at"])
-                raise PlatformCallError(datasource.last_error) from exc
+                raise PlatformCallError.of(exc, datasource.last_error) from exc
     datasource_forget(datasource=datasource)
 
 
@@ -401,7 +414,7 @@ def installation_reconcile(
         except HubHTTPError as exc:
             installation.last_error = describe_error(exc)
             installation.save(update_fields=["last_error"])
-            raise PlatformCallError(installation.last_error) from exc
+            raise PlatformCallError.of(exc, installation.last_error) from exc
     for datasource in installation.datasources.exclude(platform_id=None):
         found = remote.get(datasource.platform_id)
         if found is None:

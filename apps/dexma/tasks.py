@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from celery import shared_task
 from django.conf import settings
 
-from apps.core.http import TransientError
-from apps.core.locks import AlreadyRunning, single_flight
+from apps.core import jobs
 from apps.core.models import Run
-from apps.core.services import run_logged
 from apps.dexma import delivery, services
 from apps.dexma.models import Backfill, DexmaDatasource, Installation
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(name="dexma.reconcile_all")
@@ -29,46 +24,40 @@ def reconcile_all() -> int:
 
 @shared_task(name="dexma.reconcile_installation", bind=True, max_retries=3)
 def reconcile_installation(self, installation_id: int) -> dict:
-    installation = Installation.objects.select_related("deployment").filter(
-        pk=installation_id
-    ).first()
+    installation = jobs.load(Installation.objects.select_related("deployment"),
+                             installation_id, what="DEXMA installation")
     if installation is None:
-        return {"skipped": "uninstalled"}
+        return jobs.skipped("uninstalled")
+
+    def body(run):
+        report = services.installation_reconcile(installation=installation)
+        run.counts = {"pushed": report.pushed, "failed": report.failed,
+                      "missing": report.missing}
+        jobs.run_partial(run, report.errors)
+
     try:
-        with single_flight(f"dexma:reconcile:{installation_id}", ttl=900), run_logged(
-            kind="dexma.reconcile", target=installation.dep_id,
-            deployment=installation.deployment,
-        ) as run:
-            report = services.installation_reconcile(installation=installation)
-            run.counts = {"pushed": report.pushed, "failed": report.failed,
-                          "missing": report.missing}
-            if report.failed:
-                run.status, run.error = Run.Status.PARTIAL, "; ".join(report.errors)[:2000]
-    except AlreadyRunning:
-        return {"skipped": "already running"}
+        job = jobs.job_run(app="dexma", job="reconcile", key=installation_id,
+                           kind="dexma.reconcile", target=installation.dep_id,
+                           deployment=installation.deployment, body=body)
     except services.PlatformCallError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, TransientError):
+        if exc.transient:
             # The rate budget or the platform says "later": come back after the reset.
-            raise self.retry(countdown=min(cause.retry_after or 300, 3600)) from exc
+            raise self.retry(countdown=min(exc.retry_after or 300, 3600)) from exc
         raise
-    return run.counts
+    return job.counts
 
 
 @shared_task(name="dexma.consents_apply")
 def consents_apply() -> dict:
     """Reflect expired, revoked and renewed consents in the platform's datasource status."""
-    try:
-        with single_flight("dexma:consents", ttl=900), run_logged(
-            kind="dexma.consents", target="all installations"
-        ) as run:
-            report = services.consents_apply()
-            run.counts = {"pushed": report.pushed, "failed": report.failed}
-            if report.failed:
-                run.status, run.error = Run.Status.PARTIAL, "; ".join(report.errors)[:2000]
-    except AlreadyRunning:
-        return {"skipped": "already running"}
-    return run.counts
+
+    def body(run):
+        report = services.consents_apply()
+        run.counts = {"pushed": report.pushed, "failed": report.failed}
+        jobs.run_partial(run, report.errors)
+
+    return jobs.job_run(app="dexma", job="consents", kind="dexma.consents",
+                        target="all installations", body=body).counts
 
 
 # --- IS3 delivery ------------------------------------------------------------------------------
@@ -84,68 +73,69 @@ def deliver_all() -> int:
     return len(ids)
 
 
-@shared_task(name="dexma.deliver_datasource", acks_late=True)
+@shared_task(name="dexma.deliver_datasource")
 def deliver_datasource(datasource_id: int) -> dict:
-    datasource = DexmaDatasource.objects.select_related("link", "deployment").filter(
-        pk=datasource_id).first()
+    datasource = jobs.load(DexmaDatasource.objects.select_related("link", "deployment"),
+                           datasource_id, what="DEXMA datasource")
     if datasource is None:
-        return {"skipped": "deleted"}
-    try:
-        with single_flight(f"dexma:deliver:{datasource_id}", ttl=900), run_logged(
-            kind="dexma.deliver", target=datasource.name, deployment=datasource.deployment,
-        ) as run:
-            result = delivery.datasource_deliver(datasource=datasource)
-            run.counts = result.as_counts()
-            # Backfill batches go out here too; a backfill whose own task died with its
-            # worker (redelivered only after the broker's visibility timeout) still ends.
-            for backfill in Backfill.objects.filter(datasource=datasource,
-                                                    state=Backfill.State.SENDING):
-                delivery.backfill_refresh(backfill=backfill)
-            if result.failed or result.dead:
-                run.status = Run.Status.PARTIAL
-    except AlreadyRunning:
-        return {"skipped": "already running"}
-    return run.counts
+        return jobs.skipped("deleted")
+
+    def body(run):
+        result = delivery.datasource_deliver(datasource=datasource)
+        run.counts = result.as_counts()
+        # Backfill batches go out here too; a backfill whose own task died with its
+        # worker (redelivered only after the broker's visibility timeout) still ends.
+        for backfill in Backfill.objects.filter(datasource=datasource,
+                                                state=Backfill.State.SENDING):
+            delivery.backfill_refresh(backfill=backfill)
+        if result.failed or result.dead:
+            run.status = Run.Status.PARTIAL
+
+    return jobs.job_run(app="dexma", job="deliver", key=datasource_id, kind="dexma.deliver",
+                        target=datasource.name, deployment=datasource.deployment,
+                        body=body).counts
 
 
-@shared_task(name="dexma.backfill_run", acks_late=True)
+@shared_task(name="dexma.backfill_run")
 def backfill_run(backfill_id: int) -> dict:
     """Send one backfill; runs again later (from where it stopped) until it is done."""
-    backfill = Backfill.objects.select_related("datasource__deployment").filter(
-        pk=backfill_id).first()
+    backfill = jobs.load(Backfill.objects.select_related("datasource__deployment"),
+                         backfill_id, what="DEXMA backfill")
     if backfill is None or backfill.state in (Backfill.State.DONE, Backfill.State.FAILED):
-        return {"skipped": "finished"}
+        return jobs.skipped("finished")
     datasource = backfill.datasource
-    try:
-        with single_flight(f"dexma:backfill:{backfill_id}", ttl=900), run_logged(
-            kind="dexma.backfill", target=str(backfill), deployment=datasource.deployment,
-        ) as run:
-            sent_before = backfill.values_sent
-            backfill = delivery.backfill_run(
-                backfill=backfill, deadline=time.monotonic() + settings.TASK_SLICE_SECONDS)
-            run.counts = {"batches": backfill.batches, "planned": backfill.values_planned,
-                          "sent": backfill.values_sent}
-            if backfill.state == Backfill.State.DONE:
-                verification = delivery.datasource_verify(
-                    datasource=datasource, date_from=backfill.date_from,
-                    date_to=backfill.date_to)
-                run.counts["verification"] = verification.summary
-            elif backfill.state == Backfill.State.FAILED:
-                run.status, run.error = Run.Status.FAILED, backfill.error
-    except AlreadyRunning:
-        return {"skipped": "already running"}
+    sent_before = backfill.values_sent
+
+    def body(run):
+        done = delivery.backfill_run(
+            backfill=backfill, deadline=time.monotonic() + settings.TASK_SLICE_SECONDS)
+        run.counts = {"batches": done.batches, "planned": done.values_planned,
+                      "sent": done.values_sent}
+        if done.state == Backfill.State.DONE:
+            verification = delivery.datasource_verify(
+                datasource=datasource, date_from=done.date_from, date_to=done.date_to)
+            run.counts["verification"] = verification.summary
+        elif done.state == Backfill.State.FAILED:
+            run.status, run.error = Run.Status.FAILED, done.error
+        return done
+
+    job = jobs.job_run(app="dexma", job="backfill", key=backfill_id, kind="dexma.backfill",
+                       target=str(backfill), deployment=datasource.deployment, body=body)
+    if job.skipped:
+        return job.counts
+    backfill = job.value
     if backfill.state == Backfill.State.SENDING:
         # Progress: go on straight away, behind the tasks now waiting. None (the link is
         # waiting out a retry or the platform's budget): look again in a minute.
         moved = backfill.values_sent > sent_before
         backfill_run.apply_async((backfill_id,), countdown=0 if moved else 60)
-    return run.counts
+    return job.counts
 
 
 @shared_task(name="dexma.verify_datasource")
 def verify_datasource(datasource_id: int) -> str:
-    datasource = DexmaDatasource.objects.select_related("link", "installation").filter(
-        pk=datasource_id).first()
+    datasource = jobs.load(DexmaDatasource.objects.select_related("link", "installation"),
+                           datasource_id, what="DEXMA datasource")
     if datasource is None:
         return "deleted"
     return delivery.datasource_verify(datasource=datasource).summary

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.core import jobs
 from apps.core.models import Run
 from apps.pull.models import Connection
 from apps.pull.services import connection_sync
 
 
-@shared_task(name="pull.connection_sync", bind=True, acks_late=True)
+@shared_task(name="pull.connection_sync", bind=True)
 def connection_sync_task(self, connection_id: int) -> dict:
-    connection = Connection.objects.select_related("deployment").filter(pk=connection_id).first()
+    connection = jobs.load(Connection.objects.select_related("deployment"), connection_id,
+                           what="pull connection")
     if connection is None or not connection.is_enabled:
-        return {"skipped": "connection missing or disabled"}
+        return jobs.skipped("connection missing or disabled")
     outcome = connection_sync(connection=connection, task_id=self.request.id or "")
     if outcome.run is None:
         return {"skipped": outcome.skipped}
     return {"run": outcome.run.pk, "status": outcome.run.status}
 
 
-@shared_task(name="pull.connections_kickoff", acks_late=True)
+@shared_task(name="pull.connections_kickoff")
 def connections_kickoff() -> int:
     """Start the first sync of new connections instead of waiting for their schedule slot.
 

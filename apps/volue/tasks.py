@@ -7,22 +7,23 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
-from apps.core.locks import AlreadyRunning, single_flight
-from apps.core.services import run_logged
+from apps.core import jobs
 from apps.volue import services
 from apps.volue.client import volue_client
 from apps.volue.models import Notification, VolueCustomer
 from apps.volue.selectors import customers_to_sync, notifications_unprocessed
 
-LOCK_TTL = 900
-
 
 @shared_task(name="volue.sync")
 def sync() -> int:
     """Keep the webhook subscribed and fan out one registration sync per customer."""
-    with run_logged(kind="volue.subscribe", target="Volue webhook") as run:
+
+    def body(run):
         subscription = services.subscription_ensure(client=volue_client())
         run.counts = {"webhook": subscription.remote_id}
+
+    jobs.job_run(app="volue", job="subscribe", kind="volue.subscribe",
+                 target="Volue webhook", lock=False, body=body)
     customers = list(customers_to_sync().select_related("deployment"))
     # Many new customers at once are created in one batch before the per-customer syncs.
     services.users_batch_register(customers=customers, client=volue_client())
@@ -34,20 +35,19 @@ def sync() -> int:
 
 @shared_task(name="volue.customer_sync")
 def customer_sync(customer_id: int) -> dict:
-    customer = VolueCustomer.objects.select_related("deployment").get(pk=customer_id)
-    try:
-        with (
-            single_flight(f"volue.customer_sync:{customer_id}", ttl=LOCK_TTL),
-            run_logged(kind="volue.register", target=str(customer),
-                       deployment=customer.deployment) as run,
-        ):
-            result = services.customer_sync(customer=customer, client=volue_client())
-            run.counts = result.counts()
-            if result.errors:
-                run.status, run.error = "partial", "\n".join(result.errors)
-            return run.counts
-    except AlreadyRunning:
-        return {"skipped": "already running"}
+    customer = jobs.load(VolueCustomer.objects.select_related("deployment"), customer_id,
+                         what="Volue customer")
+    if customer is None:
+        return jobs.skipped("customer deleted")
+
+    def body(run):
+        result = services.customer_sync(customer=customer, client=volue_client())
+        run.counts = result.counts()
+        jobs.run_partial(run, result.errors, sep="\n")
+
+    return jobs.job_run(app="volue", job="customer_sync", key=customer_id,
+                        kind="volue.register", target=str(customer),
+                        deployment=customer.deployment, body=body).counts
 
 
 @shared_task(name="volue.status_refresh")
@@ -62,19 +62,27 @@ def status_refresh() -> int:
 
 @shared_task(name="volue.customer_status_refresh")
 def customer_status_refresh(customer_id: int) -> dict:
-    customer = VolueCustomer.objects.select_related("deployment").get(pk=customer_id)
-    with run_logged(kind="volue.status", target=str(customer),
-                    deployment=customer.deployment) as run:
-        customer = services.customer_status_refresh(customer=customer, client=volue_client())
-        run.counts = {"enrolled": customer.enrolled, "eligible": customer.eligible}
-        if customer.status_error:
-            run.status, run.error = "partial", customer.status_error
-        return run.counts
+    customer = jobs.load(VolueCustomer.objects.select_related("deployment"), customer_id,
+                         what="Volue customer")
+    if customer is None:
+        return jobs.skipped("customer deleted")
+
+    def body(run):
+        refreshed = services.customer_status_refresh(customer=customer, client=volue_client())
+        run.counts = {"enrolled": refreshed.enrolled, "eligible": refreshed.eligible}
+        jobs.run_partial(run, [refreshed.status_error])
+
+    return jobs.job_run(app="volue", job="status", key=customer_id, kind="volue.status",
+                        target=str(customer), deployment=customer.deployment,
+                        body=body).counts
 
 
 @shared_task(name="volue.notification_process")
 def notification_process(notification_id: int) -> str:
-    notification = Notification.objects.get(pk=notification_id)
+    notification = jobs.load(Notification.objects.all(), notification_id,
+                             what="Volue notification")
+    if notification is None:
+        return "deleted"
     if notification.processed_at is not None:
         return "already processed"
     event = services.notification_process(notification=notification)
@@ -85,34 +93,32 @@ def notification_process(notification_id: int) -> str:
 
 @shared_task(name="volue.events_catch_up")
 def events_catch_up() -> dict:
-    try:
-        with (
-            single_flight("volue.events_catch_up", ttl=LOCK_TTL),
-            run_logged(kind="volue.catch_up", target="GET /events") as run,
-        ):
-            # Stored notifications whose hand-off to a worker was lost (the broker was down).
-            for pending in notifications_unprocessed(
-                    received_before=timezone.now() - dt.timedelta(minutes=1)):
-                services.notification_process(notification=pending)
-            result = services.events_catch_up(client=volue_client())
-            run.counts = {"seen": result.seen, "recorded": result.recorded,
-                          "pages": result.pages, "malformed": len(result.malformed)}
-            if result.malformed:
-                run.status, run.error = "partial", "\n".join(result.malformed)
-        if result.recorded:
-            reports_plan.delay()
-        return run.counts
-    except AlreadyRunning:
-        return {"skipped": "already running"}
+    def body(run):
+        # Stored notifications whose hand-off to a worker was lost (the broker was down).
+        for pending in notifications_unprocessed(
+                received_before=timezone.now() - dt.timedelta(minutes=1)):
+            services.notification_process(notification=pending)
+        result = services.events_catch_up(client=volue_client())
+        run.counts = {"seen": result.seen, "recorded": result.recorded,
+                      "pages": result.pages, "malformed": len(result.malformed)}
+        jobs.run_partial(run, result.malformed, sep="\n")
+        return result
+
+    job = jobs.job_run(app="volue", job="catch_up", kind="volue.catch_up",
+                       target="GET /events", body=body)
+    if job.value is not None and job.value.recorded:
+        reports_plan.delay()
+    return job.counts
 
 
 @shared_task(name="volue.reports_plan")
 def reports_plan() -> dict:
-    try:
-        with single_flight("volue.reports_plan", ttl=LOCK_TTL):
-            result = services.reports_plan()
-    except AlreadyRunning:
-        return {"skipped": "already running"}
+    # Every two minutes and after each event: locked, but not worth a run-log row.
+    job = jobs.job_run(app="volue", job="reports_plan", log=False,
+                       body=lambda run: services.reports_plan())
+    if job.skipped:
+        return job.counts
+    result = job.value
     if result.queued:
         reports_dispatch.delay()
     return {"queued": result.queued, "waiting": result.waiting, "flagged": result.flagged}
@@ -120,7 +126,10 @@ def reports_plan() -> dict:
 
 @shared_task(name="volue.reports_dispatch")
 def reports_dispatch() -> dict:
-    with run_logged(kind="volue.report", target="POST /reports") as run:
+    def body(run):
         result = services.reports_dispatch(client=volue_client())
         run.counts = {"sent": result.sent, "failed": result.failed, "dead": result.dead}
-        return run.counts
+
+    # The outbox claims each batch: two dispatches at once never send one twice.
+    return jobs.job_run(app="volue", job="reports_dispatch", kind="volue.report",
+                        target="POST /reports", lock=False, body=body).counts

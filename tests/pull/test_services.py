@@ -49,7 +49,7 @@ def test_a_disabled_connection_keeps_its_schedule_but_disabled(connection):
 
 
 def test_a_second_run_of_the_same_connection_is_skipped_while_one_runs(connection):
-    with single_flight(f"pull:connection:{connection.pk}", ttl=60):
+    with single_flight(f"pull:sync:{connection.pk}", ttl=60):
         outcome = connection_sync(connection=connection)
     assert outcome.run is None and outcome.skipped == "already running"
     assert not Run.objects.exists()

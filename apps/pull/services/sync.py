@@ -12,7 +12,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from apps.core.locks import AlreadyRunning, single_flight
+from apps.core import jobs
+from apps.core.locks import AlreadyRunning
 from apps.core.models import Run
 from apps.core.services import run_logged
 from apps.pull.client import UpstreamClient
@@ -31,10 +32,6 @@ class SyncOutcome:
     skipped: str = ""
 
 
-def _lock_ttl() -> int:
-    return int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 360)) + 60
-
-
 def connection_sync(
     *,
     connection: Connection,
@@ -46,7 +43,7 @@ def connection_sync(
 ) -> SyncOutcome:
     """Sync one connection now. A second call while one runs returns at once, skipped."""
     try:
-        with single_flight(f"pull:connection:{connection.pk}", ttl=lock_ttl or _lock_ttl()):
+        with jobs.job_lock("pull", "sync", connection.pk, ttl=lock_ttl):
             return SyncOutcome(run=_sync(connection, sleep=sleep, now=now, on_page=on_page,
                                          task_id=task_id))
     except AlreadyRunning:
