@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.volue import tasks
-from apps.volue.client import (
+from apps.volue.schemas import (
     SIGNATURE_HEADER,
     MalformedPayload,
     notification_parse,

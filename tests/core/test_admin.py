@@ -50,8 +50,8 @@ from apps.sandbox.wattics.models import (
     CollectorPacket,
     CollectorRequest,
 )
-from apps.volue.client import notification_parse
 from apps.volue.models import VolueCustomer, VolueMeter, VolueResource, WebhookSubscription
+from apps.volue.schemas import notification_parse
 from apps.volue.services import notification_process, notification_store, report_plan
 from apps.wattics.models import (
     WatticsAccount,

@@ -22,7 +22,7 @@ TOKEN_LIFETIME = 5  # seconds: several expiries within the scenario
 FAILED_REPORTS = 2  # the platform answers the next report POSTs with 503
 _SIGNED_REPLAY = """
 import json
-from apps.volue.client import signature_of
+from apps.volue.schemas import signature_of
 from apps.volue.models import Notification, WebhookSubscription
 notification = Notification.objects.get(event_id=%r)
 body = json.dumps(notification.body)
@@ -31,7 +31,7 @@ print(json.dumps({"body": body, "signature": signature_of(body.encode(), secret)
 """
 _SIGN = """
 import json
-from apps.volue.client import signature_of
+from apps.volue.schemas import signature_of
 print(json.dumps(signature_of(%r.encode(), %r)))
 """
 

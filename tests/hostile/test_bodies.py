@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from apps.core.models import Quarantine
-from apps.volue.client import signature_of
+from apps.volue.schemas import signature_of
 
 from .conftest import changed_tables, database_fingerprint
 from .test_endpoints import NOTIFICATION

@@ -16,7 +16,7 @@ import pytest
 import responses
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from apps.volue.client import SIGNATURE_HEADER, signature_of
+from apps.volue.schemas import SIGNATURE_HEADER, signature_of
 
 from .conftest import METRICS_TOKEN, World, changed_tables, database_fingerprint
 

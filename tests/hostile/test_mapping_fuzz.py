@@ -29,7 +29,7 @@ from apps.dexma.mapping import (
     misalignment,
 )
 from apps.pull import mapping as pull
-from apps.volue.client import EnergyUsageIn, report_body
+from apps.volue.schemas import EnergyUsageIn, report_body
 from apps.volue.selectors import HOUR, _from_intervals, _from_power, _from_register, _Series
 from apps.wattics.models import ELECTRICITY_FIELDS
 from apps.wattics.schemas import (

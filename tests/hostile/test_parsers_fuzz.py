@@ -17,7 +17,7 @@ from apps.core.redact import redact
 from apps.partner_api.errors import ApiError
 from apps.partner_api.params import parse_instant
 from apps.partner_api.parsers import PartnerJSONParser
-from apps.volue.client import ID_MAX, MalformedPayload, notification_parse
+from apps.volue.schemas import ID_MAX, MalformedPayload, notification_parse
 
 FAST = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,7 @@ import json
 import pytest
 from django.conf import settings
 
-from apps.volue.client import signature_of
+from apps.volue.schemas import signature_of
 
 from .conftest import changed_tables, database_fingerprint
 from .test_endpoints import NOTIFICATION

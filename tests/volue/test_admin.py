@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from apps.volue.client import event_parse
 from apps.volue.models import EnergyReport, VolueResource
+from apps.volue.schemas import event_parse
 from apps.volue.services import event_record
 
 pytestmark = pytest.mark.django_db

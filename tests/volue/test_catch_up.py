@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from responses.matchers import query_param_matcher
 
-from apps.volue.client import event_parse
 from apps.volue.models import Event
+from apps.volue.schemas import event_parse
 from apps.volue.services import event_record, events_catch_up
 from tests.volue.conftest import API, calls
 

@@ -34,8 +34,9 @@ from hypothesis import strategies as st
 from apps.core.models import Device, OutboundBatch, Reading
 from apps.core.services import ReadingIn, readings_ingest
 from apps.sandbox.volue.models import SbEvent, SbReport
-from apps.volue.client import event_parse, volue_client
+from apps.volue.client import volue_client
 from apps.volue.models import EnergyReport, VolueCustomer, VolueMeter
+from apps.volue.schemas import event_parse
 from apps.volue.services import event_record, reports_dispatch, reports_plan
 from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled, property_settings
 

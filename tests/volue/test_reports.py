@@ -7,8 +7,8 @@ import pytest
 
 from apps.core.models import OutboundBatch
 from apps.core.services import ReadingIn, readings_ingest
-from apps.volue.client import event_parse
 from apps.volue.models import EnergyReport, VolueMeter, VolueResource
+from apps.volue.schemas import event_parse
 from apps.volue.services import event_record, reports_dispatch, reports_plan
 from tests.volue.conftest import API, calls, sent_json
 

@@ -5,8 +5,8 @@ import pytest
 
 from apps.volue import tasks
 from apps.volue.apps import VolueConfig
-from apps.volue.client import event_parse
 from apps.volue.models import VolueCustomer, VolueMeter
+from apps.volue.schemas import event_parse
 from apps.volue.services import event_record
 from tests.volue.conftest import API, calls
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from apps.volue import tasks
-from apps.volue.client import signature_of
 from apps.volue.models import Event, Notification, VolueMeter, WebhookSubscription
+from apps.volue.schemas import signature_of
 from tests.volue.conftest import API
 
 pytestmark = pytest.mark.django_db

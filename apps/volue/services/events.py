@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.volue.client import EventIn, NotificationIn, VolueClient, event_parse
+from apps.volue.client import VolueClient
 from apps.volue.models import (
     Event,
     EventTarget,
@@ -19,6 +19,7 @@ from apps.volue.models import (
     VolueMeter,
     VolueResource,
 )
+from apps.volue.schemas import EventIn, NotificationIn, event_parse
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from apps.core.http import HubHTTPError
 from apps.core.models import Device, OutboundBatch
 from apps.core.services import Outcome, batch_enqueue, link_get_or_create, outbox_dispatch
 from apps.core.services.outbox import DispatchResult
-from apps.volue.client import REPORTABLE_TYPES, EnergyUsageIn, VolueClient, report_body
+from apps.volue.client import VolueClient
 from apps.volue.models import EnergyReport, Event, EventTarget, VolueCustomer, VolueMeter
+from apps.volue.schemas import REPORTABLE_TYPES, EnergyUsageIn, report_body
 from apps.volue.selectors import hourly_energy
 
 logger = logging.getLogger(__name__)
