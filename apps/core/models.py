@@ -435,6 +435,11 @@ class Quarantine(models.Model):
     def __str__(self) -> str:
         return f"{self.source}: {self.reason[:60]}"
 
+    @staticmethod
+    def source_for(app: str, obj: str, key: object) -> str:
+        """The one source format: `<app>:<object>:<id>`, e.g. `wattics:stream:wm-1`."""
+        return f"{app}:{obj}:{key}"[:128]
+
 
 class DailyIngestStat(models.Model):
     """Readings accepted and quarantined per deployment and UTC day, kept by the ingest.

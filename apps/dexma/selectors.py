@@ -129,8 +129,10 @@ def datasource_accounts(*, datasource: DexmaDatasource) -> LinkAccounts:
     by_state = dict(readings.annotate(state=batch_state).values("state")
                     .annotate(n=Count("pk")).values_list("state", "n"))
     refused = {}
-    for entry in Quarantine.objects.filter(source=f"dexma:{datasource.key}"):
-        refused[entry.payload.get("reading_id")] = _undeliverable_reason(entry.reason)
+    for entry in Quarantine.objects.filter(
+            source=Quarantine.source_for("dexma", "datasource", datasource.key)):
+        context = entry.payload.get("context") or {}
+        refused[context.get("reading_id")] = _undeliverable_reason(entry.reason)
     refused_states = readings.filter(pk__in=[pk for pk in refused if pk is not None]).annotate(
         state=batch_state).values_list("pk", "state")
     for pk, state in refused_states:

@@ -24,7 +24,14 @@ from apps.core.models import (
     Run,
     Site,
 )
-from apps.core.services import ReadingIn, readings_ingest, run_logged
+from apps.core.services import (
+    ReadingIn,
+    Refused,
+    quarantine_add,
+    quarantine_payload,
+    readings_ingest,
+    run_logged,
+)
 from apps.partner_api.auth import key_generate, key_hash
 from apps.partner_api.errors import ApiError
 from apps.partner_api.models import ApiKey, IdempotencyRecord, Tombstone
@@ -188,7 +195,7 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
     positions = [i for i, item in enumerate(records) if isinstance(item, dict)]
     incoming = [_reading_in(records[i]) for i in positions]
     not_objects = [i for i, item in enumerate(records) if not isinstance(item, dict)]
-    source = f"partner_api:{key.prefix}"
+    source = Quarantine.source_for("partner_api", "key", key.prefix)
     with run_logged(kind="ingest", target=f"partner API push ({key.name})",
                     deployment=deployment) as run:
         with transaction.atomic():
@@ -197,11 +204,11 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
             # Core indexes count only the objects handed over: map them back to the batch.
             rejections = [(positions[r.index], r.reason) for r in result.rejections]
             if not_objects:
-                Quarantine.objects.bulk_create(
-                    Quarantine(deployment=deployment, kind=Quarantine.Kind.RECORD,
-                               source=source, run=run, reason=_NOT_AN_OBJECT,
-                               payload={"record": _json(records[i])})
-                    for i in not_objects)
+                quarantine_add(
+                    source=source, deployment_id=deployment.pk, kind=Quarantine.Kind.RECORD,
+                    run=run, entries=[Refused(_NOT_AN_OBJECT,
+                                              quarantine_payload(raw=_json(records[i])))
+                                      for i in not_objects])
                 rejections = sorted(rejections + [(i, _NOT_AN_OBJECT) for i in not_objects])
         run.counts = {**result.as_counts(), "quarantined": len(rejections),
                       "received": len(records)}

@@ -163,12 +163,13 @@ def stream_accounts(*, stream: WatticsStream) -> LinkAccounts:
         "device_id", "parameter_id", "ts", "value")}
     stamps = {ts for _, _, ts in settled}
     refused_at = set()
-    for entry in Quarantine.objects.filter(source__in=[f"wattics:{stream.meter_id}",
-                                                       f"wattics stream {stream.meter_id}"]):
-        payload = entry.payload
-        if "packet" in payload:  # refused by Wattics (400): every reading of that instant
-            refused_at.add(parse_timestamp(payload["packet"]["tsISO8601"]))
-        elif (key := (payload.get("device_id"), payload.get("parameter_id"),
+    for entry in Quarantine.objects.filter(
+            source=Quarantine.source_for("wattics", "stream", stream.meter_id)):
+        payload, context = entry.payload, entry.payload.get("context") or {}
+        if entry.kind == Quarantine.Kind.RECORD:  # a packet refused by Wattics (400):
+            # every reading of that instant
+            refused_at.add(parse_timestamp(payload["raw"]["tsISO8601"]))
+        elif (key := (context.get("device_id"), context.get("parameter_id"),
                       dt.datetime.fromisoformat(payload.get("ts", "")))) in settled:
             settled.pop(key)
             undeliverable["beyond any number in the field's unit"] = (

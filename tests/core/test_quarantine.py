@@ -50,3 +50,47 @@ def test_discard_closes_open_entries(deployment):
                     source="test")
     assert quarantine_discard(entries=Quarantine.objects.all()) == 1
     assert Quarantine.objects.get().status == Quarantine.Status.DISCARDED
+
+
+def test_the_one_writer_keeps_a_record_once_while_its_entry_is_open(deployment):
+    from apps.core.services import Refused, quarantine_add, quarantine_payload
+
+    source = Quarantine.source_for("demo", "stream", "wm-1")
+    assert source == "demo:stream:wm-1"
+    payload = quarantine_payload({"device": "m1", "ts": "2026-06-01T00:00:00+00:00"},
+                                 raw={"meter": "m1"}, context={"answer": "no"})
+    assert payload == {"device": "m1", "ts": "2026-06-01T00:00:00+00:00",
+                       "raw": {"meter": "m1"}, "context": {"answer": "no"}}
+    twice = [Refused("refused", payload), Refused("refused again", dict(payload))]
+    assert quarantine_add(source=source, entries=twice, deployment_id=deployment.pk) == 1
+    assert quarantine_add(source=source, entries=twice, deployment_id=deployment.pk) == 0
+    # Another source, or the first entry resolved: written again.
+    assert quarantine_add(source="demo:stream:wm-2", entries=twice,
+                          deployment_id=deployment.pk) == 1
+    quarantine_discard(entries=Quarantine.objects.filter(source=source))
+    assert quarantine_add(source=source, entries=twice, deployment_id=deployment.pk) == 1
+    assert Quarantine.objects.filter(source=source).count() == 2
+
+
+def test_old_sources_and_payloads_are_rewritten_to_the_one_format():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "apps.core.migrations.0007_quarantine_one_source_format")
+    rewrite = migration._rewritten
+    assert rewrite(apps, "dexma:hub-1", {"device": "m", "reading_id": 5, "datasource": 2}) == (
+        "dexma:datasource:hub-1", {"device": "m", "context": {"reading_id": 5, "datasource": 2}})
+    assert rewrite(apps, "wattics stream wm-1", {"packet": {"v": 1}, "status": 400,
+                                                 "answer": "bad"}) == (
+        "wattics:stream:wm-1", {"raw": {"v": 1}, "context": {"status": 400, "answer": "bad"}})
+    assert rewrite(apps, "pull:acme:assets", {"raw": {"id": 1}}) == (
+        "pull:connection:acme", {"raw": {"id": 1}, "context": {"role": "assets"}})
+    assert rewrite(apps, "pull:acme", {"device": "m"}) == ("pull:connection:acme",
+                                                           {"device": "m"})
+    assert rewrite(apps, "partner_api:ab12", {"record": 7}) == ("partner_api:key:ab12",
+                                                                {"raw": 7})
+    for new in ("dexma:datasource:hub-1", "wattics:stream:wm-1", "pull:connection:acme",
+                "partner_api:key:ab12"):
+        assert rewrite(apps, new, {}) is None

@@ -173,12 +173,12 @@ def test_misaligned_interval_reading_is_quarantined_with_its_reason_and_never_se
 
     assert [ts for ts, *_ in values_of(bodies(responses.calls)[0])] == \
         ["2026-06-01T02:00:00+02:00"]
-    entry = Quarantine.objects.get(source="dexma:hub-madrid-hq")
+    entry = Quarantine.objects.get(source="dexma:datasource:hub-madrid-hq")
     assert "misaligned" in entry.reason and entry.payload["device"] == "MAD-MAIN-01"
     # Delivering again (a resend) does not quarantine it twice.
     datasource.link.batches.update(state=OutboundBatch.State.PENDING)
     deliver(datasource)
-    assert Quarantine.objects.filter(source="dexma:hub-madrid-hq").count() == 1
+    assert Quarantine.objects.filter(source="dexma:datasource:hub-madrid-hq").count() == 1
 
 
 @responses.activate
@@ -238,7 +238,7 @@ def test_first_reading_fixes_the_resolution_of_a_device_selected_before_it_had_r
     assert sent == [40201] * 4  # no 40211: IS3 would answer OK and keep only one
     energy = datasource.selections.get().parameters.get(key="active_energy_delta")
     assert datasource.selections.get().resolutions == {str(energy.pk): "QH"}
-    reasons = list(Quarantine.objects.filter(source="dexma:hub-madrid-hq")
+    reasons = list(Quarantine.objects.filter(source="dexma:datasource:hub-madrid-hq")
                    .values_list("reason", flat=True))
     assert len(reasons) == 3
     assert all("H interval" in r and "configured at QH" in r for r in reasons)

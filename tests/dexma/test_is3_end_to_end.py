@@ -171,6 +171,6 @@ def test_hourly_values_after_quarter_hours_are_quarantined_not_lost_at_the_platf
     delivery.datasource_deliver(datasource=datasource)
 
     held = Is3Value.objects.filter(series__datasource=remote).count()
-    quarantined = Quarantine.objects.filter(source=f"dexma:{datasource.key}").count()
+    quarantined = Quarantine.objects.filter(source=f"dexma:datasource:{datasource.key}").count()
     stats = Is3Stats.objects.get(datasource=remote)
     assert (held, quarantined, stats.discarded) == (8, 5, 0)

@@ -198,7 +198,7 @@ def _expected_code(key: str, start: dt.datetime, end: dt.datetime | None) -> int
 
 def _explain(deployment, datasource, is3) -> None:
     """What a failing example shows besides its history."""
-    quarantine = Quarantine.objects.filter(source=f"dexma:{datasource.key}")
+    quarantine = Quarantine.objects.filter(source=f"dexma:datasource:{datasource.key}")
     batches = OutboundBatch.objects.filter(link_id=datasource.link_id)
     selections = SelectedDevice.objects.filter(datasource=datasource)
     readings = Reading.objects.filter(device__deployment=deployment).values_list(
@@ -217,9 +217,9 @@ def _check(deployment, datasource, remote):
     held = {(did, p, ts): v for did, p, ts, v in Is3Value.objects.filter(
         series__datasource=remote).values_list("series__did", "series__p", "ts", "v")}
     quarantined = {}
-    for entry in Quarantine.objects.filter(source=f"dexma:{datasource.key}"):
+    for entry in Quarantine.objects.filter(source=f"dexma:datasource:{datasource.key}"):
         assert entry.reason, entry.payload
-        quarantined[entry.payload["reading_id"]] = entry.reason
+        quarantined[entry.payload["context"]["reading_id"]] = entry.reason
     expected = {}
     for pk, reading in accepted.items():
         key = (reading.device.local_id,

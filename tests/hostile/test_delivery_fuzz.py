@@ -184,5 +184,5 @@ def test_a_wattics_reading_too_large_for_its_unit_is_quarantined_not_a_crash(ten
     assert planned.packets == 1
     (batch,) = OutboundBatch.objects.filter(link=stream.link)
     assert [p["pC_1"] for p in batch.payload["packets"]] == [2000]
-    entry = Quarantine.objects.get(source="wattics:wm-huge")
+    entry = Quarantine.objects.get(source="wattics:stream:wm-huge")
     assert "beyond any number" in entry.reason and float(entry.payload["value"]) == 1e306

@@ -199,7 +199,8 @@ def test_invalid_records_are_quarantined_with_raw_record_and_reason(
     run = _sync(connection, sleeps)
 
     assert run.status == Run.Status.SUCCEEDED
-    entries = list(Quarantine.objects.filter(source="pull:provider:consumption"))
+    entries = list(Quarantine.objects.filter(source="pull:connection:provider",
+                                            payload__context__role="consumption"))
     assert len(entries) == 12 == run.counts["usage"]["quarantined"]
     assert any(e.payload["raw"]["meter"] == "M-GHOST" and "unknown" in e.reason
                for e in entries)

@@ -116,8 +116,9 @@ def test_quarantines_a_packet_refused_with_400_and_goes_on(
                                      "2026-03-02T10:15:00.000+01:00",
                                      "2026-03-02T10:30:00.000+01:00"]
     entry = Quarantine.objects.get()
-    assert entry.payload["packet"]["value"] == 21 and entry.payload["answer"] == "answer 400"
-    assert entry.source == "wattics stream wm-1"
+    assert entry.payload["raw"]["value"] == 21
+    assert entry.payload["context"]["answer"] == "answer 400"
+    assert entry.source == "wattics:stream:wm-1"
     stream.refresh_from_db()
     assert stream.refused_count == 1 and stream.link.state == DeliveryLink.State.ACTIVE
 

@@ -13,7 +13,14 @@ from apps.core.services.outbox import (
     link_reactivate,
     outbox_dispatch,
 )
-from apps.core.services.quarantine import quarantine_discard, quarantine_replay
+from apps.core.services.quarantine import (
+    Refused,
+    quarantine_add,
+    quarantine_discard,
+    quarantine_payload,
+    quarantine_replay,
+    reading_payload,
+)
 from apps.core.services.runs import run_finish, run_logged, run_start
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "IngestResult",
     "Outcome",
     "ReadingIn",
+    "Refused",
     "Rejection",
     "batch_enqueue",
     "batch_record",
@@ -30,8 +38,11 @@ __all__ = [
     "link_planned_seq",
     "link_reactivate",
     "outbox_dispatch",
+    "quarantine_add",
     "quarantine_discard",
+    "quarantine_payload",
     "quarantine_replay",
+    "reading_payload",
     "readings_ingest",
     "run_finish",
     "run_logged",

@@ -15,7 +15,13 @@ from django.db.models import DurationField, ExpressionWrapper, F, Q, TextField
 from django.db.models.functions import Cast
 
 from apps.core.models import Device, OutboundBatch, Parameter, Quarantine, Reading
-from apps.core.services import Outcome
+from apps.core.services import (
+    Outcome,
+    Refused,
+    quarantine_add,
+    quarantine_payload,
+    reading_payload,
+)
 from apps.dexma.client import Is3Client, Is3Value, is3_body
 from apps.dexma.mapping import (
     MAX_VALUES,
@@ -262,27 +268,15 @@ def _quarantine(datasource: DexmaDatasource, refused: list[tuple[int, str]]) -> 
     """Misaligned or unmappable readings: never sent, kept with the reason (once)."""
     if not refused:
         return 0
-    source = f"dexma:{datasource.key}"
-    ids = [pk for pk, _ in refused]
-    already = set(Quarantine.objects.filter(source=source, payload__reading_id__in=ids)
-                  .values_list("payload__reading_id", flat=True))
-    readings = {r.pk: r for r in Reading.objects.filter(pk__in=ids).select_related(
-        "device", "parameter")}
-    rows = []
-    for pk, reason in refused:
-        reading = readings.get(pk)
-        if pk in already or reading is None:
-            continue
-        rows.append(Quarantine(
-            deployment_id=datasource.deployment_id, kind=Quarantine.Kind.READING, source=source,
-            reason=f"not sent to DEXMA datasource '{datasource.name}': {reason}",
-            payload={"device": reading.device.external_id, "parameter": reading.parameter.key,
-                     "ts": reading.ts.isoformat(), "value": reading.value,
-                     "period_end": reading.period_end.isoformat() if reading.period_end else None,
-                     "reading_id": pk, "datasource": datasource.pk},
-        ))
-    Quarantine.objects.bulk_create(rows)
-    return len(rows)
+    readings = {r.pk: r for r in Reading.objects.filter(
+        pk__in=[pk for pk, _ in refused]).select_related("device", "parameter")}
+    return quarantine_add(
+        source=Quarantine.source_for(PLATFORM, "datasource", datasource.key),
+        deployment_id=datasource.deployment_id, kind=Quarantine.Kind.READING,
+        entries=[Refused(f"not sent to DEXMA datasource '{datasource.name}': {reason}",
+                         quarantine_payload(reading_payload(readings[pk]), context={
+                             "reading_id": pk, "datasource": datasource.pk}))
+                 for pk, reason in refused if pk in readings])
 
 
 class Is3Sender:

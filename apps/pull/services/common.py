@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from apps.core.models import Quarantine, Run
+from apps.core.services.quarantine import (
+    Refused,
+    quarantine_add,
+    quarantine_payload,
+)
 from apps.pull.models import Connection
 
 
@@ -36,16 +41,9 @@ def quarantine_record(
     The same record failing again on a later run (lookback re-reads it) is not added twice
     while the first entry is still open. Returns whether a new entry was written.
     """
-    source = f"pull:{connection.key}:{role}"
-    payload = {**(mapped or {}), "raw": raw}
-    exists = Quarantine.objects.filter(
-        deployment_id=connection.deployment_id, source=source,
-        status=Quarantine.Status.OPEN, payload=payload,
-    ).exists()
-    if exists:
-        return False
-    Quarantine.objects.create(
-        deployment_id=connection.deployment_id, kind=kind, source=source, reason=reason,
-        payload=payload, run=run,
-    )
-    return True
+    return bool(quarantine_add(
+        source=Quarantine.source_for("pull", "connection", connection.key),
+        entries=[Refused(reason, quarantine_payload(mapped, raw=raw,
+                                                    context={"role": role}))],
+        deployment_id=connection.deployment_id, kind=kind, run=run,
+    ))

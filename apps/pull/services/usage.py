@@ -225,7 +225,7 @@ def usage_sync(
         smallest = max(smallest, dt.timedelta(days=1))
     converters = {e.role: _RecordConverter(connection, e.role, e.fields) for e in endpoints}
     buffer: list[ReadingIn] = []
-    source = f"pull:{connection.key}"
+    source = Quarantine.source_for("pull", "connection", connection.key)
 
     def flush(watermark: dt.datetime | None = None) -> None:
         with transaction.atomic():

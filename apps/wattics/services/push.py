@@ -24,7 +24,14 @@ from django.utils import timezone
 
 from apps.core.http import PermanentError, TransientError, backoff_delay
 from apps.core.models import DeliveryLink, OutboundBatch, Quarantine
-from apps.core.services import Outcome, outbox_dispatch, run_logged
+from apps.core.services import (
+    Outcome,
+    Refused,
+    outbox_dispatch,
+    quarantine_add,
+    quarantine_payload,
+    run_logged,
+)
 from apps.wattics.client import InsecureURL, PostResult, WatticsClient
 from apps.wattics.models import WatticsAccount, WatticsStream
 from apps.wattics.schemas import parse_timestamp
@@ -153,15 +160,16 @@ class StreamSender:
 
     def quarantine(self, packet: dict, ts: dt.datetime, result: PostResult) -> None:
         with transaction.atomic():
-            Quarantine.objects.create(
+            quarantine_add(
+                source=Quarantine.source_for("wattics", "stream", self.stream.meter_id),
                 deployment_id=self.stream.deployment_id, kind=Quarantine.Kind.RECORD,
-                source=f"wattics stream {self.stream.meter_id}",
-                reason=(f"Wattics refused the packet with 400: {result.body[:500]}. The stream "
-                        "went on; once later packets are accepted this one can never be "
-                        "re-sent (Wattics discards out-of-order packets): fix the stream's "
-                        "mapping for future packets and discard this entry."),
-                payload={"packet": packet, "status": result.status, "answer": result.body},
-            )
+                entries=[Refused(
+                    f"Wattics refused the packet with 400: {result.body[:500]}. The stream "
+                    "went on; once later packets are accepted this one can never be "
+                    "re-sent (Wattics discards out-of-order packets): fix the stream's "
+                    "mapping for future packets and discard this entry.",
+                    quarantine_payload(raw=packet, context={"status": result.status,
+                                                            "answer": result.body}))])
             _advance(self.stream, ts, accepted=False, refused=1)
 
     # --- one batch -----------------------------------------------------------------------

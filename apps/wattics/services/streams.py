@@ -23,7 +23,14 @@ from django.db import transaction
 from django.db.models import Max, Q
 
 from apps.core.models import Device, Parameter, Quarantine, Reading
-from apps.core.services import batch_enqueue, link_get_or_create
+from apps.core.services import (
+    Refused,
+    batch_enqueue,
+    link_get_or_create,
+    quarantine_add,
+    quarantine_payload,
+    reading_payload,
+)
 from apps.wattics.models import WatticsChannel, WatticsLatePacket, WatticsStream
 from apps.wattics.schemas import (
     DEFAULT_ELECTRICITY_CHANNELS,
@@ -42,6 +49,28 @@ class Channel:
     parameter_id: int
     field: str
     factor: float
+
+
+def _quarantine_overflows(stream: WatticsStream, refused: list[tuple]) -> None:
+    """Readings too large for their field's unit: never sent, kept with the reason (once)."""
+    if not refused:
+        return
+    which = Q()
+    for device_id, parameter_id, ts, _, _ in refused:
+        which |= Q(device_id=device_id, parameter_id=parameter_id, ts=ts)
+    readings = {(r.device_id, r.parameter_id, r.ts): r for r in Reading.objects.filter(which)
+                .select_related("device", "parameter")}
+    quarantine_add(
+        source=Quarantine.source_for(PLATFORM, "stream", stream.meter_id),
+        deployment_id=stream.deployment_id, kind=Quarantine.Kind.READING,
+        entries=[Refused(
+            f"not sent to Wattics stream {stream.meter_id}: {value!r} is beyond any number "
+            f"in {channel.field}'s unit (factor {channel.factor:g}); correct the reading",
+            quarantine_payload(reading_payload(readings[(device_id, parameter_id, ts)]),
+                               context={"device_id": device_id, "parameter_id": parameter_id,
+                                        "field": channel.field}))
+            for device_id, parameter_id, ts, value, channel in refused
+            if (device_id, parameter_id, ts) in readings])
 
 
 @dataclass(slots=True)
@@ -192,19 +221,11 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
             converted = convert(value, channel.factor)
             if not math.isfinite(converted):
                 # A huge reading overflows in the unit conversion; JSON has no infinity.
-                refused.append(Quarantine(
-                    deployment_id=locked.deployment_id, kind=Quarantine.Kind.READING,
-                    source=f"{PLATFORM}:{locked.meter_id}",
-                    reason=(f"not sent to Wattics stream {locked.meter_id}: {value!r} is "
-                            f"beyond any number in {channel.field}'s unit (factor "
-                            f"{channel.factor:g}); correct the reading"),
-                    payload={"device_id": device_id, "parameter_id": parameter_id,
-                             "ts": ts.isoformat(), "value": value, "field": channel.field},
-                ))
+                refused.append((device_id, parameter_id, ts, value, channel))
                 continue
             fields[ts][channel.field] = converted
             counts[ts] += 1
-        Quarantine.objects.bulk_create(refused)
+        _quarantine_overflows(locked, refused)
         packets, late = [], []
         for ts in sorted(fields):
             packet = build_packet(locked.meter_id, ts, zone, fields[ts])
