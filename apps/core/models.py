@@ -506,6 +506,9 @@ class OutboundBatch(models.Model):
         SENT = "sent", "Sent"
         DEAD = "dead", "Dead letter"
 
+    # Not yet sent nor given up: what a link still has to deliver.
+    OPEN_STATES = (State.PENDING, State.SENDING, State.RETRY)
+
     link = models.ForeignKey(DeliveryLink, on_delete=models.CASCADE, related_name="batches")
     position = models.BigIntegerField(help_text="Order within the link.")
     idempotency_key = models.CharField(max_length=128, unique=True)

@@ -1,11 +1,13 @@
 """Reads: health probes, overview figures."""
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 from django.db import connection, models
-from django.db.models import Count, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -148,9 +150,7 @@ def links_with_backlog(
     now = now or timezone.now()
     queryset = DeliveryLink.objects.all() if queryset is None else queryset
     oldest_due = (
-        _batches_of_link(
-            OutboundBatch.State.PENDING, OutboundBatch.State.SENDING, OutboundBatch.State.RETRY
-        )
+        _batches_of_link(*OutboundBatch.OPEN_STATES)
         .filter(next_attempt_at__lte=now)
         .values("link")
         .annotate(first=Min("next_attempt_at"))
@@ -240,3 +240,45 @@ class LinkAccounts:
         self.unaccounted = (self.accepted - self.delivered - self.pending
                             - self.undeliverable_total)
         return self
+
+
+# --- readings for delivery ---------------------------------------------------------------
+
+
+def pairs_q(pairs: Iterable[tuple[int, int]]) -> Q:
+    """Readings of these (device id, parameter id) pairs; no pair matches no reading."""
+    by_device: dict[int, list[int]] = defaultdict(list)
+    for device_id, parameter_id in pairs:
+        by_device[device_id].append(parameter_id)
+    cond = Q(pk__in=[])
+    for device_id, parameter_ids in by_device.items():
+        cond |= Q(device_id=device_id, parameter_id__in=parameter_ids)
+    return cond
+
+
+def readings_of_pairs(
+    pairs: Iterable[tuple[int, int]], *, after_seq: int | None = None,
+    through_seq: int | None = None,
+) -> QuerySet[Reading]:
+    """The readings of these (device, parameter) pairs, with seq in (after_seq, through_seq].
+
+    Delivery cursors are on `seq`: it grows with every commit (`lock_deployment_readings`),
+    so "after the cursor" is every reading stored or changed since.
+    """
+    readings = Reading.objects.filter(pairs_q(pairs))
+    if after_seq is not None:
+        readings = readings.filter(seq__gt=after_seq)
+    if through_seq is not None:
+        readings = readings.filter(seq__lte=through_seq)
+    return readings
+
+
+def readings_seq_upto(readings: QuerySet[Reading], *, limit: int | None = None) -> int | None:
+    """The seq through which `readings` hold their next ≤ `limit` readings in seq order (all of
+    them without a limit); None if there are none."""
+    if limit is not None:
+        at_limit = list(readings.order_by("seq").values_list("seq", flat=True)
+                        [limit - 1:limit])
+        if at_limit:
+            return at_limit[0]
+    return readings.aggregate(top=Max("seq"))["top"]

@@ -12,8 +12,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.core.admin_site import link_accounts_html
+from apps.core.models import OutboundBatch
 from apps.dexma import delivery, selectors, services, tasks
-from apps.dexma.mapping import MappingError
+from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource, Installation, SelectedDevice
 
 
@@ -103,7 +104,7 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
     def backlog(self, obj: DexmaDatasource) -> int:
         if not obj.link_id:
             return 0
-        return obj.link.batches.filter(state__in=delivery.OPEN).count()
+        return obj.link.batches.filter(state__in=OutboundBatch.OPEN_STATES).count()
 
     @admin.action(description="Push now (send new readings to IS3)")
     def deliver_now(self, request: HttpRequest, queryset: QuerySet[DexmaDatasource]) -> None:
@@ -121,7 +122,7 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
             try:
                 backfill = delivery.backfill_start(
                     datasource=datasource, date_from=end - dt.timedelta(days=30), date_to=end)
-            except MappingError as exc:
+            except Is3MappingError as exc:
                 self.message_user(request, f"{datasource.name}: {exc}", messages.ERROR)
                 continue
             transaction.on_commit(lambda pk=backfill.pk: tasks.backfill_run.delay(pk))

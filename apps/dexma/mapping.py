@@ -31,15 +31,16 @@ _OPERATION_FOR_NATURE = {
 }
 
 
-class MappingError(ValueError):
-    """What the platform cannot take; the message says what to change."""
+class Is3MappingError(ValueError):
+    """What DEXMA's IS3 cannot take; the message says what to change. (Not pull's
+    `MappingError`, a provider record the hub cannot read.)"""
 
 
 def frequency_of(start: dt.datetime, end: dt.datetime | None) -> str:
     """The DEXMA frequency of an interval from its length (days, weeks and months vary by an
     hour across DST changes, months by their length)."""
     if end is None:
-        raise MappingError("interval reading without a period end: its frequency is unknown")
+        raise Is3MappingError("interval reading without a period end: its frequency is unknown")
     seconds = (end - start).total_seconds()
     minutes = seconds / 60
     if minutes in _MINUTES:
@@ -51,7 +52,7 @@ def frequency_of(start: dt.datetime, end: dt.datetime | None) -> str:
         return "W"
     if 28 * 24 - 1 <= hours <= 31 * 24 + 1:
         return "M"
-    raise MappingError(
+    raise Is3MappingError(
         f"no DEXMA code for a {end - start} interval: IS3 takes 5, 10, 15 and 30 minutes, "
         "hours, days, weeks and months"
     )
@@ -60,19 +61,19 @@ def frequency_of(start: dt.datetime, end: dt.datetime | None) -> str:
 def code_for(parameter: Parameter, frequency: str | None = None) -> int:
     """The IS3 parameter id `p`: the base code, or SSSFO for interval data."""
     if parameter.dexma_code is None:
-        raise MappingError(f"parameter '{parameter.key}' has no DEXMA code")
+        raise Is3MappingError(f"parameter '{parameter.key}' has no DEXMA code")
     if parameter.kind != Parameter.Kind.INTERVAL:
         return parameter.dexma_code
     allowed = _OPERATION_FOR_NATURE.get(parameter.nature, set())
     if parameter.operation not in OPERATION_DIGIT or parameter.operation not in allowed:
-        raise MappingError(
+        raise Is3MappingError(
             f"parameter '{parameter.key}': no DEXMA code for operation "
             f"'{parameter.operation or 'none'}' on {parameter.nature} data (delta for "
             "accumulated, avg/max/min for instantaneous)"
         )
     if frequency not in FREQUENCY_DIGIT:
-        raise MappingError(f"parameter '{parameter.key}': no DEXMA code for frequency "
-                           f"'{frequency}'")
+        raise Is3MappingError(f"parameter '{parameter.key}': no DEXMA code for frequency "
+                              f"'{frequency}'")
     return (parameter.dexma_code * 100 + FREQUENCY_DIGIT[frequency] * 10
             + OPERATION_DIGIT[parameter.operation])
 
@@ -103,7 +104,7 @@ def interval_bounds(start: dt.datetime, frequency: str, zone: ZoneInfo) -> tuple
         first = day.replace(day=1)
         following = (first + dt.timedelta(days=32)).replace(day=1)
         return _local_midnight(first, zone), _local_midnight(following, zone)
-    raise MappingError(f"unknown frequency '{frequency}'")
+    raise Is3MappingError(f"unknown frequency '{frequency}'")
 
 
 def misalignment(start: dt.datetime, end: dt.datetime | None, frequency: str,
@@ -142,10 +143,10 @@ class Channel:
 
 def did_check(did: str) -> None:
     if not did:
-        raise MappingError("the device has no local id (DEXMA did)")
+        raise Is3MappingError("the device has no local id (DEXMA did)")
     if len(did) > MAX_DID:
-        raise MappingError(f"device local id '{did}' is {len(did)} characters; DEXMA's did "
-                           f"takes at most {MAX_DID}")
+        raise Is3MappingError(f"device local id '{did}' is {len(did)} characters; DEXMA's did "
+                              f"takes at most {MAX_DID}")
 
 
 def timestamp(ts: dt.datetime, zone: ZoneInfo) -> str:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from apps.core.models import Deployment, Device, OutboundBatch, Parameter, Quarantine, Reading
-from apps.core.selectors import LinkAccounts
-from apps.dexma.delivery.batches import channels_of, pairs_q
+from apps.core.selectors import LinkAccounts, readings_of_pairs
+from apps.dexma.delivery.batches import channels_of
 from apps.dexma.models import DexmaDatasource
 
 # For the same quantity, the plain kind is the one worth a datapoint: the platform derives
@@ -123,7 +123,7 @@ def datasource_accounts(*, datasource: DexmaDatasource) -> LinkAccounts:
     live = OutboundBatch.objects.filter(link_id=datasource.link_id, seq_from__isnull=False)
     first = live.order_by("position").values_list("seq_from", flat=True).first()
     start = first if first is not None else datasource.link.cursor
-    readings = Reading.objects.filter(pairs_q(pairs), seq__gt=start)
+    readings = readings_of_pairs(pairs, after_seq=start)
     batch_state = Subquery(live.filter(seq_from__lt=OuterRef("seq"), seq_to__gte=OuterRef("seq"))
                            .values("state")[:1])
     by_state = dict(readings.annotate(state=batch_state).values("state")

@@ -22,7 +22,7 @@ from apps.core.models import Datasource, DeliveryLink, Deployment, Device, Param
 from apps.core.services import link_get_or_create
 from apps.dexma.client import DexmaClient, access_token_create, describe_error
 from apps.dexma.delivery import live_start_seq, selection_resolutions
-from apps.dexma.mapping import MappingError
+from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice, token_digest
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def _validate_selection(*, deployment: Deployment, selection: Selection,
         selection.resolutions = selection_resolutions(devices=devices,
                                                       parameters=selection.parameters,
                                                       fixed=fixed)
-    except MappingError as exc:
+    except Is3MappingError as exc:
         raise DexmaError(str(exc)) from exc
     return devices
 

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from apps.core.models import Device, OutboundBatch, Quarantine, Reading
-from apps.core.selectors import LinkAccounts
+from apps.core.models import Device, OutboundBatch, Quarantine
+from apps.core.selectors import LinkAccounts, readings_of_pairs
 from apps.wattics.models import WatticsAccount, WatticsChannel, WatticsLatePacket, WatticsStream
 from apps.wattics.schemas import convert, parse_timestamp, unit_factor
 
 BACKFILL_RUN_KIND = "wattics_backfill"
 LEVELS = ("device", "site", "deployment", "partner")  # most specific first
-OPEN = (OutboundBatch.State.PENDING, OutboundBatch.State.SENDING, OutboundBatch.State.RETRY)
 
 
 def account_for_device(*, device: Device) -> WatticsAccount | None:
@@ -63,7 +62,8 @@ def streams_with_backlog(queryset: QuerySet[WatticsStream]) -> QuerySet[WatticsS
 
     Only open batches are summed (sent ones pile up for ever), one subquery per stream.
     """
-    open_items = (OutboundBatch.objects.filter(link=OuterRef("link"), state__in=OPEN)
+    open_items = (OutboundBatch.objects.filter(link=OuterRef("link"),
+                                              state__in=OutboundBatch.OPEN_STATES)
                   .order_by().values("link").annotate(n=Sum("item_count")).values("n"))
     return queryset.annotate(backlog=Subquery(open_items, output_field=BigIntegerField()))
 
@@ -72,13 +72,11 @@ def stream_packet_times(
     *, stream: WatticsStream, since: dt.datetime, until: dt.datetime | None = None
 ) -> list[dt.datetime]:
     """The distinct instants at which the stream has data (one packet each)."""
-    cond = Q()
-    for channel in WatticsChannel.objects.filter(stream=stream):
-        cond |= Q(device_id=channel.device_id or stream.device_id,
-                  parameter_id=channel.parameter_id)
-    if not cond:
+    pairs = {(channel.device_id or stream.device_id, channel.parameter_id)
+             for channel in WatticsChannel.objects.filter(stream=stream)}
+    if not pairs:
         return []
-    qs = Reading.objects.filter(cond, ts__gte=since)
+    qs = readings_of_pairs(pairs).filter(ts__gte=since)
     if until is not None:
         qs = qs.filter(ts__lt=until)
     if stream.start_at:
@@ -140,10 +138,7 @@ def stream_accounts(*, stream: WatticsStream) -> LinkAccounts:
     if not channels:
         return accounts
     fields = {(c.device_id or stream.device_id, c.parameter_id): c.field for c in channels}
-    cond = Q(pk__in=[])
-    for device_id, parameter_id in fields:
-        cond |= Q(device_id=device_id, parameter_id=parameter_id)
-    readings = Reading.objects.filter(cond)
+    readings = readings_of_pairs(fields)
     if stream.start_at:
         readings = readings.filter(ts__gte=stream.start_at)
     accounts.accepted = readings.count()

@@ -7,7 +7,7 @@ import pytest
 from apps.core.models import Device, Parameter
 from apps.dexma import services
 from apps.dexma.delivery import selection_resolutions
-from apps.dexma.mapping import MappingError
+from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import SelectedDevice
 
 from .is3_helpers import START, datasource_with, ingest, quarter_hours
@@ -29,21 +29,21 @@ def test_device_parameter_with_two_discrete_resolutions_is_refused(deployment, m
            period=dt.timedelta(minutes=15))
     ingest(deployment, main, "active_energy_delta", [START + dt.timedelta(days=1)],
            period=dt.timedelta(hours=1))
-    with pytest.raises(MappingError, match="two discrete resolutions"):
+    with pytest.raises(Is3MappingError, match="two discrete resolutions"):
         selection_resolutions(devices={main.pk: main},
                               parameters={main.pk: {pid("active_energy_delta")}})
 
 
 def test_interval_frequency_without_a_code_is_refused(deployment, main):
     ingest(deployment, main, "active_energy_delta", [START], period=dt.timedelta(minutes=2))
-    with pytest.raises(MappingError, match="no DEXMA code"):
+    with pytest.raises(Is3MappingError, match="no DEXMA code"):
         selection_resolutions(devices={main.pk: main},
                               parameters={main.pk: {pid("active_energy_delta")}})
 
 
 def test_did_over_25_characters_is_refused(deployment, main):
     long = Device(pk=999, name="Long", local_id="x" * 26)
-    with pytest.raises(MappingError, match="at most 25"):
+    with pytest.raises(Is3MappingError, match="at most 25"):
         selection_resolutions(devices={999: long}, parameters={999: {pid("active_power")}})
 
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.core.models import Parameter
-from apps.dexma.mapping import MappingError, code_for, frequency_of, misalignment, timestamp
+from apps.dexma.mapping import Is3MappingError, code_for, frequency_of, misalignment, timestamp
 
 MADRID = ZoneInfo("Europe/Madrid")
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def test_interval_of_instantaneous_data_uses_avg_max_min_operation_digit(key, co
 
 
 def test_interval_without_a_known_frequency_has_no_code():
-    with pytest.raises(MappingError, match="frequency"):
+    with pytest.raises(Is3MappingError, match="frequency"):
         code_for(p("active_energy_delta"), None)
 
 
@@ -53,13 +53,13 @@ def test_delta_on_instantaneous_data_has_no_code():
     parameter = Parameter(key="odd", kind=Parameter.Kind.INTERVAL, dexma_code=401,
                           nature=Parameter.Nature.INSTANTANEOUS,
                           operation=Parameter.Operation.DELTA)
-    with pytest.raises(MappingError, match="operation"):
+    with pytest.raises(Is3MappingError, match="operation"):
         code_for(parameter, "QH")
 
 
 def test_two_minute_interval_has_no_frequency_code():
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    with pytest.raises(MappingError, match="no DEXMA code"):
+    with pytest.raises(Is3MappingError, match="no DEXMA code"):
         frequency_of(start, start + dt.timedelta(minutes=2))
 
 

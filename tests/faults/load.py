@@ -62,7 +62,8 @@ _LAG = """
 import json
 from django.db.models import Max, Q
 from apps.core.models import DeliveryLink, OutboundBatch, Reading
-from apps.dexma.delivery.batches import channels_of, pairs_q
+from apps.core.selectors import pairs_q
+from apps.dexma.delivery.batches import channels_of
 from apps.dexma.models import DexmaDatasource
 from apps.wattics.models import WatticsStream
 from apps.wattics.services.streams import stream_channels

@@ -14,7 +14,8 @@ from tests.faults.harness import Hub
 _DEXMA_EXPECTED = """
 import json
 from apps.core.models import Reading
-from apps.dexma.delivery.batches import channels_of, pairs_q
+from apps.core.selectors import pairs_q
+from apps.dexma.delivery.batches import channels_of
 from apps.dexma.mapping import frequency_of
 from apps.dexma.models import DexmaDatasource
 ds = DexmaDatasource.objects.get(key=%r)

@@ -24,7 +24,7 @@ from apps.dexma.mapping import (
     FREQUENCY_DIGIT,
     OPERATION_DIGIT,
     Channel,
-    MappingError,
+    Is3MappingError,
     frequency_of,
     misalignment,
 )
@@ -94,7 +94,7 @@ def test_dexma_conversion_is_a_value_ready_for_is3_or_a_reason(catalogue):
         channel = Channel(device_id=1, parameter_id=parameter.pk, did=did, parameter=parameter)
         try:
             out = Converter(zone).value(channel, ts, end, value)
-        except MappingError as exc:
+        except Is3MappingError as exc:
             assert str(exc)  # no code for this parameter: refused when selected, with words
             return
         if isinstance(out, str):

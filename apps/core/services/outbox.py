@@ -34,8 +34,6 @@ from apps.core.redact import redact
 logger = logging.getLogger(__name__)
 
 State = OutboundBatch.State
-# States in which a batch still has to go out; an ordered link sends only the first of them.
-OPEN_STATES = (State.PENDING, State.SENDING, State.RETRY)
 _BODY_KEPT = 10_000
 
 
@@ -141,10 +139,11 @@ def _due_batches(
     # While SENDING, next_attempt_at is when the claim lapses, so one condition covers
     # "due" and "claimed by a worker presumed dead" (and matches batch_due_idx).
     earlier_open = OutboundBatch.objects.filter(
-        link=OuterRef("link"), position__lt=OuterRef("position"), state__in=OPEN_STATES
+        link=OuterRef("link"), position__lt=OuterRef("position"),
+        state__in=OutboundBatch.OPEN_STATES
     )
     qs = OutboundBatch.objects.filter(
-        state__in=OPEN_STATES,
+        state__in=OutboundBatch.OPEN_STATES,
         next_attempt_at__lte=now,
         link__state=DeliveryLink.State.ACTIVE,
     ).filter(Q(link__ordered=False) | ~Exists(earlier_open))

@@ -21,7 +21,6 @@ from apps.dexma.delivery.backfill import (
     backfill_start,
 )
 from apps.dexma.delivery.batches import (
-    OPEN,
     Is3Sender,
     batch_build,
     channels_of,
@@ -36,7 +35,6 @@ from apps.dexma.delivery.live import (
 from apps.dexma.delivery.verify import Verification, datasource_verify
 
 __all__ = [
-    "OPEN",
     "DeliveryResult",
     "Is3Sender",
     "Verification",

@@ -11,20 +11,21 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from apps.core.models import OutboundBatch, Reading
+from apps.core.selectors import pairs_q
 from apps.core.services import batch_enqueue, outbox_dispatch
 from apps.dexma.client import Is3Client
-from apps.dexma.delivery.batches import OPEN, PLATFORM, Is3Sender, State, channels_of, pairs_q
+from apps.dexma.delivery.batches import PLATFORM, Is3Sender, State, channels_of
 from apps.dexma.delivery.live import live_start_seq
-from apps.dexma.mapping import MAX_VALUES, MappingError
+from apps.dexma.mapping import MAX_VALUES, Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource
 
 
 def backfill_start(*, datasource: DexmaDatasource, date_from: dt.datetime,
                    date_to: dt.datetime) -> Backfill:
     if datasource.link_id is None:
-        raise MappingError(f"datasource '{datasource.name}' is not registered on the platform")
+        raise Is3MappingError(f"datasource '{datasource.name}' is not registered on the platform")
     if date_to <= date_from:
-        raise MappingError("the backfill's end must be after its start")
+        raise Is3MappingError("the backfill's end must be after its start")
     return Backfill.objects.create(datasource=datasource, date_from=date_from, date_to=date_to,
                                    seq_snapshot=live_start_seq())
 
@@ -50,8 +51,8 @@ def backfill_plan(*, backfill: Backfill) -> int:
     window_start, size = None, 0
     for ts, n in counts:
         if n > MAX_VALUES:
-            raise MappingError(f"{n} values at {ts.isoformat()}: more than IS3 takes in one "
-                               "message; split the datasource")
+            raise Is3MappingError(f"{n} values at {ts.isoformat()}: more than IS3 takes in one "
+                                  "message; split the datasource")
         if window_start is not None and size + n > MAX_VALUES:
             windows.append((window_start, ts, size))
             window_start, size = None, 0
@@ -87,7 +88,7 @@ def backfill_refresh(*, backfill: Backfill) -> Backfill:
     batches = _backfill_batches(backfill)
     sent = batches.filter(state=State.SENT).aggregate(n=Sum("item_count"))["n"] or 0
     changes: dict = {"values_sent": sent}
-    finished = not batches.filter(state__in=OPEN).exists()
+    finished = not batches.filter(state__in=OutboundBatch.OPEN_STATES).exists()
     if backfill.state == Backfill.State.SENDING and finished:
         dead = batches.filter(state=State.DEAD).count()
         changes["state"] = Backfill.State.FAILED if dead else Backfill.State.DONE
@@ -109,7 +110,7 @@ def backfill_run(*, backfill: Backfill, client: Is3Client | None = None,
     backfill.datasource = datasource
     try:
         backfill_plan(backfill=backfill)
-    except MappingError as exc:
+    except Is3MappingError as exc:
         Backfill.objects.filter(pk=backfill.pk).update(state=Backfill.State.FAILED,
                                                        error=str(exc))
         backfill.refresh_from_db()

@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from django.db import connections, transaction
-from django.db.models import DurationField, ExpressionWrapper, F, Q, TextField
+from django.db.models import DurationField, ExpressionWrapper, F, TextField
 from django.db.models.functions import Cast
 
 from apps.core.models import Device, OutboundBatch, Parameter, Quarantine, Reading
+from apps.core.selectors import readings_of_pairs
 from apps.core.services import (
     Outcome,
     Refused,
@@ -26,7 +26,7 @@ from apps.dexma.client import Is3Client, Is3Value, is3_body
 from apps.dexma.mapping import (
     MAX_VALUES,
     Channel,
-    MappingError,
+    Is3MappingError,
     code_for,
     did_check,
     frequency_of,
@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 PLATFORM = "dexma"
 DISABLED_RETRY_SECONDS = 300
 State = OutboundBatch.State
-OPEN = (State.PENDING, State.SENDING, State.RETRY)
 
 
 def _frequencies(device: Device, parameter: Parameter) -> set[str]:
@@ -75,7 +74,7 @@ def selection_resolutions(
         device = devices[device_id]
         try:
             did_check(device.local_id)
-        except MappingError as exc:
+        except Is3MappingError as exc:
             errors.append(f"{device.name}: {exc}")
             continue
         by_code: dict[int, set[str]] = defaultdict(set)
@@ -90,7 +89,7 @@ def selection_resolutions(
                 found = {kept} if kept else _frequencies(device, parameter)
                 for frequency in found:
                     code_for(parameter, frequency)
-            except MappingError as exc:
+            except Is3MappingError as exc:
                 errors.append(f"{device.name}: {exc}")
                 continue
             if len(found) > 1:
@@ -108,7 +107,7 @@ def selection_resolutions(
                               f"{', '.join(sorted(found))}; a device parameter cannot have two "
                               "discrete resolutions on DEXMA")
     if errors:
-        raise MappingError("; ".join(errors))
+        raise Is3MappingError("; ".join(errors))
     return result
 
 
@@ -119,7 +118,7 @@ def _first_frequency(readings, zone: ZoneInfo) -> str | None:
             "ts", "period_end")[:500]:
         try:
             frequency = frequency_of(start, end)
-        except MappingError:
+        except Is3MappingError:
             continue
         if not misalignment(start, end, frequency, zone):
             return frequency
@@ -138,16 +137,6 @@ def channels_of(datasource: DexmaDatasource) -> dict[tuple[int, int], Channel]:
                 frequency=selection.resolutions.get(str(parameter.pk)),
             )
     return channels
-
-
-def pairs_q(pairs: Iterable[tuple[int, int]]) -> Q:
-    by_device: dict[int, list[int]] = defaultdict(list)
-    for device_id, parameter_id in pairs:
-        by_device[device_id].append(parameter_id)
-    cond = Q(pk__in=[])
-    for device_id, parameter_ids in by_device.items():
-        cond |= Q(device_id=device_id, parameter_id__in=parameter_ids)
-    return cond
 
 
 @dataclass(slots=True)
@@ -179,7 +168,7 @@ class Converter:
             try:
                 frequency = frequency_of(ts, end)
                 found = (frequency, misalignment(ts, end, frequency, self.zone))
-            except MappingError as exc:
+            except Is3MappingError as exc:
                 found = ("", str(exc))
             self._intervals[key] = found
         return found
@@ -213,12 +202,11 @@ def batch_readings(batch: OutboundBatch, datasource: DexmaDatasource):
     """The readings a batch was planned for, in chronological order."""
     payload = batch.payload or {}
     pairs = [tuple(p) for p in payload.get("pairs", [])]
-    qs = Reading.objects.filter(pairs_q(pairs))
     if "backfill" in payload:
-        qs = qs.filter(ts__gte=payload["from"], ts__lt=payload["to"],
-                       seq__lte=payload["seq_max"])
+        qs = readings_of_pairs(pairs, through_seq=payload["seq_max"]).filter(
+            ts__gte=payload["from"], ts__lt=payload["to"])
     else:
-        qs = qs.filter(seq__gt=batch.seq_from, seq__lte=batch.seq_to)
+        qs = readings_of_pairs(pairs, after_seq=batch.seq_from, through_seq=batch.seq_to)
     return qs.order_by("ts", "device_id", "parameter_id")
 
 
@@ -259,8 +247,8 @@ def batch_build(batch: OutboundBatch, datasource: DexmaDatasource,
         else:
             built.values.append(value)
     if len(built.values) > MAX_VALUES:  # the bounds only ever shrink; never send past the limit
-        raise MappingError(f"batch {batch.pk} rebuilt with {len(built.values)} values, more than "
-                           f"IS3's {MAX_VALUES}; requeue after replanning")
+        raise Is3MappingError(f"batch {batch.pk} rebuilt with {len(built.values)} values, more "
+                              f"than IS3's {MAX_VALUES}; requeue after replanning")
     return built
 
 
@@ -311,7 +299,7 @@ class Is3Sender:
 
     def _prefetch_after(self, batch: OutboundBatch, datasource: DexmaDatasource) -> None:
         following = OutboundBatch.objects.filter(
-            link_id=batch.link_id, position__gt=batch.position, state__in=OPEN
+            link_id=batch.link_id, position__gt=batch.position, state__in=OutboundBatch.OPEN_STATES
         ).order_by("position").first()
         self._next = None
         if following is not None and self._pool is not None:

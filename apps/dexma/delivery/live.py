@@ -9,9 +9,10 @@ from django.db import transaction
 from django.db.models import Max
 
 from apps.core.models import DeliveryLink, Reading
+from apps.core.selectors import readings_of_pairs, readings_seq_upto
 from apps.core.services import batch_enqueue, link_planned_seq, outbox_dispatch
 from apps.dexma.client import Is3Client
-from apps.dexma.delivery.batches import Is3Sender, channels_of, pairs_q
+from apps.dexma.delivery.batches import Is3Sender, channels_of
 from apps.dexma.mapping import MAX_VALUES
 from apps.dexma.models import DexmaDatasource
 
@@ -40,16 +41,13 @@ def datasource_plan(*, datasource: DexmaDatasource, max_batches: int = 20) -> in
     pairs = sorted(channels_of(datasource))
     if not pairs:
         return 0
-    cond = pairs_q(pairs)
     planned = 0
     for _ in range(max_batches):
         with transaction.atomic():
             link = DeliveryLink.objects.select_for_update().get(pk=datasource.link_id)
             start = link_planned_seq(link=link)
-            base = Reading.objects.filter(cond, seq__gt=start)
-            at_limit = list(base.order_by("seq").values_list("seq", flat=True)
-                            [MAX_VALUES - 1:MAX_VALUES])
-            upper = at_limit[0] if at_limit else base.aggregate(top=Max("seq"))["top"]
+            base = readings_of_pairs(pairs, after_seq=start)
+            upper = readings_seq_upto(base, limit=MAX_VALUES)
             if upper is None:
                 break
             count = base.filter(seq__lte=upper).count()

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 
 from apps.core.models import Device, Parameter, Quarantine, Reading
+from apps.core.selectors import readings_of_pairs, readings_seq_upto
 from apps.core.services import (
     Refused,
     batch_enqueue,
@@ -183,14 +184,11 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
     result = PlanResult()
     channels = stream_channels(stream=stream)
     by_pair = {(c.device_id, c.parameter_id): c for c in channels}
-    cond = Q()
-    for c in channels:
-        cond |= Q(device_id=c.device_id, parameter_id=c.parameter_id)
     zone = stream.zone_name
     with transaction.atomic():
         locked = WatticsStream.objects.select_for_update().get(pk=stream.pk)
-        changed = Reading.objects.filter(cond, seq__gt=locked.planned_seq)
-        snapshot = changed.aggregate(top=Max("seq"))["top"]
+        changed = readings_of_pairs(by_pair, after_seq=locked.planned_seq)
+        snapshot = readings_seq_upto(changed)
         if snapshot is None:
             return result
         scope = changed.filter(seq__lte=snapshot)

@@ -18,7 +18,7 @@ from django.db.models import Q
 
 from apps.core.progress import progress_bar
 from apps.dexma import delivery
-from apps.dexma.mapping import MappingError
+from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource
 
 
@@ -53,7 +53,7 @@ class Command(BaseCommand):
                                           tzinfo=zone)
                 backfill = delivery.backfill_start(datasource=found, date_from=start,
                                                    date_to=end)
-            except (ValueError, MappingError) as exc:
+            except (ValueError, Is3MappingError) as exc:
                 raise CommandError(str(exc)) from exc
         self.stdout.write(f"Backfill {backfill.pk}: {backfill}")
         # The planned total is known once the backfill starts; the bar follows what is sent.

@@ -26,8 +26,6 @@ from apps.wattics.selectors import BACKFILL_RUN_KIND as BACKFILL_RUN
 from apps.wattics.services import streams_push
 from apps.wattics.services.push import Progress
 
-OPEN = (OutboundBatch.State.PENDING, OutboundBatch.State.SENDING, OutboundBatch.State.RETRY)
-
 
 class Command(BaseCommand):
     help = "Send the outstanding history of Wattics streams, in parallel, with progress."
@@ -65,8 +63,9 @@ class Command(BaseCommand):
         planned = streams_push(streams=streams, workers=workers, deadline=0)
         errors = {i: r.error for i, r in planned.items() if r.error}
         links = [s.link_id for s in streams]
-        total = (OutboundBatch.objects.filter(link_id__in=links, state__in=OPEN)
-                 .aggregate(n=Sum("item_count"))["n"] or 0)
+        open_batches = OutboundBatch.objects.filter(link_id__in=links,
+                                                    state__in=OutboundBatch.OPEN_STATES)
+        total = open_batches.aggregate(n=Sum("item_count"))["n"] or 0
         done = [0]
         lock = threading.Lock()
 
