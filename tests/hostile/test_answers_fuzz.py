@@ -204,10 +204,11 @@ def _same(raw, held: list) -> bool:
 
 
 def _normal(value) -> str:
-    """As jsonb gives it back: keys in its own order, 1e16 as 10000000000000000."""
+    """As jsonb gives it back: keys in its own order, 1e16 as 10000000000000000 (so every
+    number is compared as a float)."""
     def whole(item):
-        if isinstance(item, float) and math.isfinite(item) and item == int(item):
-            return int(item)
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            return float(item)
         if isinstance(item, dict):
             return {k: whole(v) for k, v in item.items()}
         if isinstance(item, list):
