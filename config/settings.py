@@ -158,6 +158,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # body under it never fails deeper down. A 10,000-reading batch pretty-printed is ~2.7 MB.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# A body must be in within this many seconds of its headers (408 after it, under the gevent
+# workers gunicorn runs): a client trickling it a byte at a time holds a connection no longer.
+REQUEST_BODY_TIMEOUT = env.float("REQUEST_BODY_TIMEOUT", default=60.0)
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
@@ -409,6 +412,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.partner_api.schema.response_headers",
+        "apps.partner_api.schema.schema_matches_behaviour",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
     # Interactive docs from local static files (drf-spectacular-sidecar): no CDN.

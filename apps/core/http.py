@@ -137,7 +137,7 @@ def response_json(response: requests.Response) -> Any:
     """Decode a JSON body; a malformed one is a :class:`PermanentError`."""
     try:
         return response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested past the parser's depth too
         request = response.request
         method = request.method if request is not None else "?"
         url = redact_url(request.url or "") if request is not None else "?"
@@ -148,8 +148,14 @@ def response_json(response: requests.Response) -> Any:
         raise _fail(PermanentError, message, url, response) from exc
 
 
+# The longest wait a Retry-After is taken for: a date centuries ahead (or 1e300 seconds)
+# would overflow the outbox's next attempt time; a week is retried after a week.
+RETRY_AFTER_MAX = 7 * 24 * 3600.0
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), at most
+    RETRY_AFTER_MAX."""
     if value is None or not value.strip():
         return None
     value = value.strip()
@@ -158,14 +164,14 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return min(max(0.0, seconds), RETRY_AFTER_MAX) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), RETRY_AFTER_MAX)
 
 
 def backoff_delay(

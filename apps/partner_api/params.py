@@ -15,6 +15,7 @@ from django.conf import settings
 from apps.partner_api.errors import ApiError
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INTEGER = re.compile(r"-?[0-9]+")
 # An unencoded "+" in a query string arrives as a space: "08:00:00 02:00" meant "+02:00".
 _LOST_PLUS = re.compile(r"(T[\d:.]+) (\d{2}:?\d{2})$")
 
@@ -73,6 +74,10 @@ def params_check(params, *, accepted: tuple[str, ...], repeatable: tuple[str, ..
 
 
 def _either(params, name: str, alias: str) -> tuple[str, str | None]:
+    for given in (name, alias):
+        if params.get(given) == "":
+            raise ApiError(f"'{given}' is empty; give a date or leave it out",
+                           code="invalid_date", fields={given: ["empty"]})
     if params.get(name) and params.get(alias):
         raise ApiError(f"give '{name}' or '{alias}', not both (they mean the same)",
                        code="invalid", fields={alias: [f"same as '{name}'"]})
@@ -160,14 +165,14 @@ def _int(params, name: str, default: int, *, low: int, high: int | None = None) 
     raw = params.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    # Digits only: int() would also take " 5", "5_000" and non-ASCII digits.
+    if not _INTEGER.fullmatch(raw):
         raise ApiError(f"{name} must be an integer", code="invalid",
-                       fields={name: ["not an integer"]}) from None
+                       fields={name: ["not an integer"]})
+    value = int(raw) if len(raw) <= 30 else (MAX_OFFSET + 1) * (-1 if raw[0] == "-" else 1)
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ApiError(f"{name} must be {bound}, got {value}", code="invalid",
+        raise ApiError(f"{name} must be {bound}, got {raw[:40]}", code="invalid",
                        fields={name: [f"must be {bound}"]})
     return value
 
@@ -200,6 +205,10 @@ class PageRequest:
 
 
 def page_request(params) -> PageRequest:
+    for name in ("limit", "page_size", "offset", "page"):
+        if params.get(name) == "":
+            raise ApiError(f"{name} is empty; give an integer or leave it out", code="invalid",
+                           fields={name: ["not an integer"]})
     given = [n for n in ("offset", "page", "cursor") if params.get(n) not in (None, "")]
     if len(given) > 1:
         raise ApiError(f"use one of offset, page and cursor, not {' and '.join(given)}",

@@ -32,18 +32,72 @@ def storable_json(value, depth: int = 0) -> None:
             storable_json(child, depth + 1)
 
 
-@extend_schema_field({"type": "string", "enum": sorted(zoneinfo.available_timezones()),
+# Input fields that take exactly the JSON type the schema gives: DRF's own fields coerce
+# (0 is false, 12 is "12", "1.5" is 1.5), so a request the schema refuses would be stored.
+class TextField(serializers.CharField):
+    """A JSON string, kept as sent (no trimming: the schema's minLength is what counts)."""
+
+    default_error_messages = {"not_text": "must be a JSON string, not {kind}"}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text", kind=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class NumberField(serializers.FloatField):
+    """A JSON number (not a string holding one, not true/false)."""
+
+    default_error_messages = {"not_number": "must be a JSON number, not {kind}"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("not_number", kind=type(data).__name__)
+        try:
+            return super().to_internal_value(data)
+        except OverflowError:
+            self.fail("max_string_length")
+
+
+class FlagField(serializers.BooleanField):
+    """JSON true or false only."""
+
+    default_error_messages = {"not_flag": "must be true or false, not {kind}"}
+
+    def to_internal_value(self, data):
+        if type(data) is not bool:
+            self.fail("not_flag", kind=type(data).__name__)
+        return data
+
+
+ZONES = frozenset(zoneinfo.available_timezones())
+
+
+@extend_schema_field({"type": "string", "enum": sorted(ZONES),
                       "description": "IANA time zone, e.g. Europe/Madrid."})
-class TimeZoneField(serializers.CharField):
+class TimeZoneField(TextField):
     """The schema lists the zones the hub knows, so a client can tell a valid one."""
+
+    default_error_messages = {"unknown_zone": "'{zone}' is not an IANA time zone this hub "
+                              "knows (e.g. Europe/Madrid)"}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value not in ZONES:
+            self.fail("unknown_zone", zone=value[:64])
+        return value
 
 
 class AddressSerializer(serializers.Serializer):
-    street = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    city = serializers.CharField(max_length=128, required=False, allow_blank=True)
-    postal_code = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    country = serializers.CharField(max_length=2, required=False, allow_blank=True,
-                                    help_text="ISO 3166-1 alpha-2")
+    street = TextField(max_length=255, required=False, allow_blank=True)
+    city = TextField(max_length=128, required=False, allow_blank=True)
+    postal_code = TextField(max_length=32, required=False, allow_blank=True)
+    country = TextField(max_length=2, required=False, allow_blank=True,
+                        help_text="ISO 3166-1 alpha-2")
 
 
 class AssetOutputSerializer(serializers.Serializer):
@@ -65,15 +119,13 @@ class AssetOutputSerializer(serializers.Serializer):
 
 
 class AssetInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255)
+    name = TextField(max_length=255)
     address = AddressSerializer(required=False)
-    latitude = serializers.FloatField(required=False, allow_null=True, min_value=-90,
-                                      max_value=90)
-    longitude = serializers.FloatField(required=False, allow_null=True, min_value=-180,
-                                       max_value=180)
+    latitude = NumberField(required=False, allow_null=True, min_value=-90, max_value=90)
+    longitude = NumberField(required=False, allow_null=True, min_value=-180, max_value=180)
     timezone = TimeZoneField(max_length=64, required=False)
     metadata = serializers.DictField(required=False, validators=[storable_json])
-    active = serializers.BooleanField(required=False)
+    active = FlagField(required=False)
 
     def to_model_fields(self) -> dict:
         data = dict(self.validated_data)
@@ -102,15 +154,15 @@ class MeterOutputSerializer(serializers.Serializer):
 
 
 class MeterInputSerializer(serializers.Serializer):
-    asset = serializers.CharField(max_length=255, required=False, allow_null=True,
-                                  help_text="external_id of an existing asset.")
-    name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    asset = TextField(max_length=255, required=False, allow_null=True,
+                      help_text="external_id of an existing asset.")
+    name = TextField(max_length=255, required=False, allow_blank=True)
     type = serializers.ChoiceField(choices=[*Commodity.labels, *Commodity.values])
     subtype = serializers.ChoiceField(choices=ALL_SUBTYPES, required=False, allow_blank=True,
                                       help_text="Must belong to the type.")
-    unit = serializers.CharField(max_length=32)
+    unit = TextField(max_length=32)
     metadata = serializers.DictField(required=False, validators=[storable_json])
-    active = serializers.BooleanField(required=False)
+    active = FlagField(required=False)
 
     def to_model_fields(self) -> dict:
         data = dict(self.validated_data)

@@ -127,7 +127,7 @@ SERIES_PARAMS = (*LIST_PARAMS, "from", "to", "start_date", "end_date", "meter", 
 
 
 def _bool(raw: str | None, name: str) -> bool | None:
-    if raw in (None, ""):
+    if raw is None:
         return None
     if raw.lower() in ("true", "1"):
         return True
@@ -144,6 +144,8 @@ class PartnerApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if getattr(self, request.method.lower(), None) is None:
+            return  # dispatch answers 405, whatever the query says
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.PARTNER_API_MAX_BODY_BYTES:
             raise ApiError(f"the body has {length:,} bytes, more than "

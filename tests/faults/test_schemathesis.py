@@ -11,6 +11,7 @@ fails on any failure, listing them.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -18,10 +19,10 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.conftest import scaled
+from tests.faults.conftest import CI
 from tests.faults.harness import ROOT
 
-pytestmark = [pytest.mark.faults, pytest.mark.faults_full]
+pytestmark = pytest.mark.faults
 
 SCHEMATHESIS = str(ROOT / ".venv" / "bin" / "schemathesis")
 
@@ -32,8 +33,12 @@ def _run(hub, api_key: str, max_examples: int) -> subprocess.CompletedProcess:
          "-H", f"X-API-Key: {api_key}", "--checks", "all",
          "--phases", "examples,coverage,fuzzing,stateful", "--mode", "all",
          "-n", str(max_examples), "--continue-on-failure", "--seed", "17",
-         "--request-timeout", "30", "--workers", "2", "--output-truncate", "true"],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600)
+         "--request-timeout", "30",
+         # One worker: two threads race in CPython 3.11's ast.parse (hypothesis describing a
+         # strategy) and fail with "AST constructor recursion depth mismatch".
+         "--workers", "1", "--output-truncate", "true"],
+        cwd=ROOT, capture_output=True, text=True, timeout=7200,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.faults.schemathesis_hooks"})
 
 
 def _tally(output: str) -> tuple[int, Counter]:
@@ -55,8 +60,7 @@ def _read_write_key(hub) -> str:
         "print(json.dumps(raw))\n"))
 
 
-def test_every_partner_api_operation_passes_every_schemathesis_check(hub_factory):
-    max_examples = scaled(600, 30)
+def _check_every_operation(hub_factory, max_examples: int) -> None:
     with hub_factory(beat=False) as hub:
         hub.seed_demo(days=1)
         api_key = _read_write_key(hub)
@@ -69,4 +73,18 @@ def test_every_partner_api_operation_passes_every_schemathesis_check(hub_factory
           f"failures by check {dict(by_check) or 0}, exit {done.returncode}")
     print(done.stdout[-20000:])
     assert cases > 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.returncode == 0 and not by_check, dict(by_check)
+    assert done.returncode == 0 and not by_check, dict(by_check) or done.stdout[-3000:]
+
+
+@pytest.mark.faults_full
+def test_every_partner_api_operation_passes_every_schemathesis_check(hub_factory):
+    """The full run: over 50,000 cases (about 40 per example asked, beside the coverage
+    phase's fixed ~900)."""
+    _check_every_operation(hub_factory, 1300)
+
+
+@pytest.mark.skipif(not CI, reason="the full run (faults_full) covers it")
+def test_every_partner_api_operation_passes_every_schemathesis_check_reduced(hub_factory):
+    """The reduced set of `make faults-ci`: every phase and check, about 2,000 cases in
+    two to three minutes."""
+    _check_every_operation(hub_factory, 30)

@@ -14,7 +14,9 @@ attacker would, so the number held stays the same all along.
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
+import socket
 import threading
 import time
 from collections import Counter
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.faults
 DEP_TOKEN = "dep-token-planted-in-a-query-7f3a9c"
 TEMP_TOKEN = "temp-token-planted-in-a-query-51be02"
 BASIC_PASSWORD = "basic-password-planted-0c44d1"
+BODY_DEADLINE = 8  # seconds, REQUEST_BODY_TIMEOUT of these runs (60 by default)
 
 
 @dataclass
@@ -184,7 +187,8 @@ def _ordinary_load(base_url: str, total: int, window: float, api_key: str, *,
 
 def test_the_web_tier_answers_while_hundreds_of_slow_clients_hold_connections(hub_factory):
     slow_count, hold, total = scaled(500, 200), scaled(60, 20), scaled(2000, 500)
-    with hub_factory(beat=False) as hub:
+    # Slow bodies are cut at the deadline (a 408) and come back at once, as an attacker's would.
+    with hub_factory(beat=False, env={"REQUEST_BODY_TIMEOUT": str(BODY_DEADLINE)}) as hub:
         seed = hub.seed_demo(days=1)
         hub.plant(DEP_TOKEN)
         hub.plant(TEMP_TOKEN)
@@ -217,9 +221,9 @@ def test_the_web_tier_answers_while_hundreds_of_slow_clients_hold_connections(hu
           f"ms; all requests p99 {_percentile(every, 0.99) * 1000:.0f} ms")
 
     assert stats.opened == slow_count + stats.reopened and not stats.refused
-    # gunicorn's gevent worker gives a request's headers `keepalive` seconds; a body has no
-    # such deadline, so those connections stay open the whole minute.
-    assert stats.closed_by_server["body"] == 0
+    # gunicorn's gevent worker gives a request's headers `keepalive` seconds; a body gets
+    # REQUEST_BODY_TIMEOUT (RequestBodyMiddleware): every slow body was cut at least once.
+    assert stats.closed_by_server["body"] >= slow_count // 2
     assert len(results) == total
     assert by_kind["healthz"] == Counter({200: len(health)}), by_kind["healthz"]
     assert by_kind["readyz"] == Counter({200: sum(by_kind["readyz"].values())})
@@ -227,3 +231,63 @@ def test_the_web_tier_answers_while_hundreds_of_slow_clients_hold_connections(hu
     assert all(isinstance(status, int) and status < 500 for status in by_kind["dexma"])
     assert p99 < 1.0, f"/healthz p99 {p99:.3f}s"
     assert after == 200 and alive
+
+
+def _read_answer(sock: socket.socket, within: float) -> tuple[bytes, float, bool]:
+    """What the server sends until it closes the connection (or `within` seconds pass):
+    (bytes, seconds until the first byte, closed)."""
+    began, first, data = time.monotonic(), None, b""
+    sock.settimeout(0.2)
+    while time.monotonic() - began < within:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return data, first if first is not None else -1.0, True
+        if first is None:
+            first = time.monotonic() - began
+        data += chunk
+    return data, first if first is not None else -1.0, False
+
+
+def test_a_body_trickled_past_the_deadline_is_cut_with_a_408(hub_factory):
+    """One client announces a 100,000-byte body and sends a byte every half second: after
+    REQUEST_BODY_TIMEOUT it gets a 408 naming the deadline, and the connection is closed
+    (gunicorn would otherwise read on, with no deadline, to drain the body). Meanwhile and
+    afterwards the service answers."""
+    with hub_factory(beat=False, env={"REQUEST_BODY_TIMEOUT": str(BODY_DEADLINE)}) as hub:
+        seed = hub.seed_demo(days=1)
+        hub.start_web()
+        sock = socket.create_connection(("127.0.0.1", hub.web_port), timeout=5)
+        sock.sendall(("POST /api/v1/readings/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"X-API-Key: {seed['api_key']}\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 100000\r\n\r\n{").encode())
+        began, sent, answer = time.monotonic(), 1, b""
+        health = []
+        sock.settimeout(0.5)
+        while time.monotonic() - began < BODY_DEADLINE * 3:
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                sock.sendall(b" ")
+                sent += 1
+                if sent % 4 == 0:
+                    health.append(requests.get(f"{hub.base_url}/healthz", timeout=5).status_code)
+                continue
+            break
+        answered_after = time.monotonic() - began
+        rest, _, closed = _read_answer(sock, 5)
+        sock.close()
+        after = requests.get(f"{hub.base_url}/healthz", timeout=5).status_code
+    answer += rest
+    head, _, body = answer.partition(b"\r\n\r\n")
+    print(f"FIGURES slow body: {sent} bytes trickled, answered after {answered_after:.1f}s "
+          f"(deadline {BODY_DEADLINE}s): {head.splitlines()[:1]}, closed {closed}; "
+          f"/healthz meanwhile {health}")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    error = json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])["error"]  # chunked
+    assert error["code"] == "body_timeout" and f"{BODY_DEADLINE} seconds" in error["message"]
+    assert BODY_DEADLINE - 0.5 <= answered_after <= BODY_DEADLINE + 3
+    assert closed, "the connection stayed open after the 408"
+    assert health and set(health) == {200} and after == 200
