@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
+from celery import current_app
 from django.db import connection, models
 from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -22,7 +23,6 @@ from apps.core.models import (
     Run,
     Site,
 )
-from config.celery import app as celery_app
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,9 @@ def database_check() -> Check:
 
 def broker_check(timeout: float = 2.0) -> Check:
     try:
-        with celery_app.connection_for_write() as conn:
+        # The project's Celery app (config/celery.py), current once Django is set up: core
+        # reads it without importing the configuration package above it.
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
             transport = conn.transport_cls
     except Exception as exc:  # kombu raises many kinds; all mean "not ready"
