@@ -40,11 +40,6 @@ class DexmaConfig(AppConfig):
         ),
     )
 
-    def demo_setup(self, *, deployment, write) -> None:
-        from apps.dexma.demo import demo_datasource_setup
-
-        demo_datasource_setup(deployment=deployment, write=write)
-
     def ready(self) -> None:
         from corsheaders.signals import check_request_enabled
 

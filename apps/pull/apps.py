@@ -17,13 +17,6 @@ class PullConfig(AppConfig):
         ),
     )
 
-    def demo_setup(self, *, deployment, write) -> None:
-        from apps.pull.demo import demo_connection_setup
-
-        connection = demo_connection_setup(deployment=deployment)
-        write(f"  pull connection '{connection.name}' → {connection.base_url} "
-              f"({connection.get_frequency_display()}; first sync within a minute)")
-
     def overview_alerts(self) -> list:
         from django.urls import reverse
 

@@ -2,9 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 
 from apps.core.schedules import Schedule
-
-# The deployment `manage.py demo_setup` creates.
-DEMO_DEPLOYMENT = "demo-acme"
+from apps.sandbox.demo import DEMO_DEPLOYMENT, DEVICES, SITES
 
 
 class SandboxConfig(AppConfig):
@@ -30,8 +28,7 @@ class SandboxConfig(AppConfig):
         if not settings.SANDBOX_ENABLED:
             return []
         from apps.core.models import Deployment
-        from apps.pull.demo import PROFILE
-        from apps.sandbox.management.commands.demo_setup import DEVICES, SITES
+        from apps.sandbox.demo.pull import PROFILE
         from apps.sandbox.upstream.models import Profile
 
         demo = Deployment.objects.filter(slug=DEMO_DEPLOYMENT).first()

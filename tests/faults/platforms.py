@@ -178,7 +178,7 @@ def wattics_meters(hub: Hub) -> dict[str, tuple[int, int, str | None]]:
 
 # --- whole-scenario checks ---------------------------------------------------------------
 
-DEXMA_KEY = "hub-demo-acme"  # the demo's DEXMA datasource (apps/dexma/demo.py)
+DEXMA_KEY = "hub-demo-acme"  # the demo's DEXMA datasource (apps/sandbox/demo/dexma.py)
 
 
 def future_quarter(days: int = 1) -> dt.datetime:

@@ -101,21 +101,6 @@ def test_kickoff_starts_one_task_per_connection_that_never_ran(connection, deplo
     delay.assert_called_once_with(connection.pk)
 
 
-def test_demo_setup_adds_one_scheduled_connection_to_the_sandbox_idempotently(deployment):
-    from django.apps import apps
-
-    config = apps.get_app_config("pull")
-    config.demo_setup(deployment=deployment, write=lambda line: None)
-    config.demo_setup(deployment=deployment, write=lambda line: None)
-
-    connection = Connection.objects.get(deployment=deployment)
-    assert connection.datasource.kind == "pull"
-    assert connection.datasource.key != "acme-gateway"
-    assert "/sandbox/upstream/demo-provider/" in connection.base_url
-    assert connection.endpoints.count() == 3
-    assert connection.periodic_task.enabled
-
-
 @responses.activate
 def test_assets_are_derived_from_meter_fields_when_there_is_no_assets_endpoint(connection):
     endpoint = connection.endpoints.get()

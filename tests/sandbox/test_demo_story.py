@@ -6,7 +6,9 @@ from django.apps import apps
 
 from apps.core.models import Deployment
 from apps.partner_api.models import ApiKey
-from apps.sandbox.apps import DEMO_DEPLOYMENT
+from apps.pull.models import Connection
+from apps.sandbox.demo import DEMO_DEPLOYMENT
+from apps.sandbox.demo.pull import demo_connection_setup, demo_pull_setup
 
 pytestmark = pytest.mark.django_db
 
@@ -42,8 +44,6 @@ def test_the_demo_key_comes_back_after_the_database_was_reset(settings, tmp_path
 
 
 def test_the_overview_explains_the_demo_figures_and_its_deliberate_quarantine(admin_client):
-    from apps.pull.demo import demo_connection_setup
-
     plain = admin_client.get("/admin/").content.decode()
     assert "Demo:" not in plain  # not a demo deployment: no note
     deployment = Deployment.objects.create(slug=DEMO_DEPLOYMENT, name="Acme Retail (demo)")
@@ -54,3 +54,18 @@ def test_the_overview_explains_the_demo_figures_and_its_deliberate_quarantine(ad
     assert "Demo: Acme Retail (demo) starts with 2 sites and 4 meters" in page
     assert "adds its 3 assets and 6 meters" in page
     assert "spoils every 150th usage record on purpose" in page
+
+
+def test_demo_setup_adds_one_scheduled_connection_to_the_sandbox_idempotently():
+    deployment = Deployment.objects.create(slug=DEMO_DEPLOYMENT, name="Acme Retail (demo)")
+    lines: list[str] = []
+    demo_pull_setup(deployment=deployment, write=lines.append)
+    demo_pull_setup(deployment=deployment, write=lines.append)
+
+    connection = Connection.objects.get(deployment=deployment)
+    assert connection.datasource.kind == "pull"
+    assert connection.datasource.key != "acme-gateway"
+    assert "/sandbox/upstream/demo-provider/" in connection.base_url
+    assert connection.endpoints.count() == 3
+    assert connection.periodic_task.enabled
+    assert "pull connection 'Acme utility provider (sandbox)'" in lines[0]

@@ -11,23 +11,15 @@ from django.utils import timezone
 
 from apps.core.models import Datasource, Deployment, Device, Site
 from apps.core.schedules import schedules_setup
-from apps.sandbox.apps import DEMO_DEPLOYMENT
+from apps.sandbox.demo import DEMO_DEPLOYMENT, DEVICES, SITES
+from apps.sandbox.demo.dexma import demo_datasource_setup
+from apps.sandbox.demo.pull import demo_pull_setup
 from apps.sandbox.tasks import demo_meters_ingest
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
-
-SITES = [
-    ("hq-madrid", "Headquarters Madrid", "Calle de Alcalá 45", "Madrid", "28014", "ES",
-     40.4189, -3.6967, "Europe/Madrid"),
-    ("warehouse-valencia", "Warehouse Valencia", "Avinguda del Port 120", "Valencia", "46023",
-     "ES", 39.4598, -0.3416, "Europe/Madrid"),
-]
-DEVICES = [
-    ("MAD-MAIN-01", "Main incomer", "hq-madrid", "Off-site Electricity"),
-    ("MAD-HVAC-02", "HVAC plant", "hq-madrid", "Off-site Electricity"),
-    ("MAD-PV-03", "Rooftop PV", "hq-madrid", "On-site Renewable Electricity"),
-    ("VLC-MAIN-01", "Main incomer", "warehouse-valencia", "Off-site Electricity"),
-]
+# The parts of the demo that need a simulator's own records, by the integration they set up:
+# they run where that integration's AppConfig.demo_setup() would.
+SANDBOX_PARTS = {"dexma": demo_datasource_setup, "pull": demo_pull_setup}
 
 
 class Command(BaseCommand):
@@ -74,8 +66,8 @@ class Command(BaseCommand):
         now = timezone.now()
         counts = demo_meters_ingest(deployment=deployment, start=now - dt.timedelta(days=days))
         self.stdout.write(f"  {counts}")
-        # Each integration adds its part of the demo through its AppConfig.demo_setup(),
-        # given the demo deployment and a writer for progress lines.
+        # Each integration adds its part of the demo through its AppConfig.demo_setup() (or
+        # the sandbox's part for it), given the demo deployment and a writer for progress lines.
         notes: list[str] = []
 
         def write(line: str) -> None:
@@ -83,7 +75,7 @@ class Command(BaseCommand):
             notes.append(line)
 
         for config in apps.get_app_configs():
-            extend = getattr(config, "demo_setup", None)
+            extend = SANDBOX_PARTS.get(config.label) or getattr(config, "demo_setup", None)
             if callable(extend):
                 write(f"{config.verbose_name}:")
                 extend(deployment=deployment, write=write)

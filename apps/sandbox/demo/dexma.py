@@ -14,14 +14,14 @@ from apps.core.models import Deployment, Device, Parameter
 from apps.core.services import link_get_or_create
 from apps.dexma import delivery
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.dexma.tasks import backfill_run
+from apps.sandbox.dexma.models import AppToken, PlatformDatasource, PlatformDeployment
 
 DEMO_KEY = "hub-demo-acme"
 DEMO_PARAMETERS = ["active_energy_delta", "active_power", "temperature"]
 
 
 def demo_datasource_setup(*, deployment: Deployment, write: Callable[[str], None]) -> None:
-    from apps.sandbox.dexma.models import AppToken, PlatformDatasource, PlatformDeployment
-
     if DexmaDatasource.objects.filter(key=DEMO_KEY).exists():
         write(f"  datasource {DEMO_KEY}: kept")
         return
@@ -59,8 +59,6 @@ def demo_datasource_setup(*, deployment: Deployment, write: Callable[[str], None
     end = timezone.now()
     backfill = delivery.backfill_start(datasource=datasource,
                                        date_from=end - dt.timedelta(days=8), date_to=end)
-    from apps.dexma.tasks import backfill_run
-
     backfill_run.delay(backfill.pk)
     write(f"  datasource {DEMO_KEY} → sandbox IS3 ({len(devices)} meters; backfill "
           f"{backfill.pk} of the week queued, live delivery every minute). Watch DEXMA > "

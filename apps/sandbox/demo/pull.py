@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 
 from django.conf import settings
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django.utils import timezone
 from apps.core.models import Deployment
 from apps.pull.models import Connection, Endpoint
 from apps.pull.services import connection_setup
+from apps.sandbox.upstream.models import Profile
 
 PROFILE = "demo-provider"
 
@@ -35,9 +37,13 @@ ENDPOINTS = {
 }
 
 
-def demo_connection_setup(*, deployment: Deployment) -> Connection:
-    from apps.sandbox.upstream.models import Profile
+def demo_pull_setup(*, deployment: Deployment, write: Callable[[str], None]) -> None:
+    connection = demo_connection_setup(deployment=deployment)
+    write(f"  pull connection '{connection.name}' → {connection.base_url} "
+          f"({connection.get_frequency_display()}; first sync within a minute)")
 
+
+def demo_connection_setup(*, deployment: Deployment) -> Connection:
     Profile.objects.get_or_create(slug=PROFILE, defaults={
         "auth_kind": Profile.Auth.API_KEY_HEADER, "pagination": Profile.Paging.CURSOR,
         "page_size": 100, "asset_count": 3, "meter_count": 6, "interval_minutes": 60,
