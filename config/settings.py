@@ -367,8 +367,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.partner_api.throttling.KeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["apps.partner_api.parsers.PartnerJSONParser"],
-    # One error body for the partner API; DRF's own shape for any other DRF view.
-    "EXCEPTION_HANDLER": "apps.partner_api.errors.exception_handler",
+    # Errors: DRF's own shape; the partner API views answer in theirs (PartnerApiView).
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Energy hub partner API",

@@ -3,6 +3,10 @@
     {"error": {"status": 400, "code": "invalid_range", "message": "…", "fields": {…}}}
 
 `fields` appears on validation errors only: field name → list of messages.
+
+This is the HTTP layer: parameter parsing, selectors and services raise `ApiError`
+(`exceptions.py`, no web framework in it) and `PartnerApiView` hands every exception to
+`exception_handler` here, which maps it to that body.
 """
 
 from __future__ import annotations
@@ -14,21 +18,13 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from apps.partner_api.exceptions import ApiError
+
+__all__ = ("ApiError", "error_body", "exception_handler", "not_found")
+
 logger = logging.getLogger(__name__)
-
-
-class ApiError(exceptions.APIException):
-    """A partner API error with its own code: raise it from views and selectors."""
-
-    def __init__(self, message: str, *, code: str = "invalid", status_code: int = 400,
-                 fields: dict | None = None):
-        super().__init__(message, code)
-        self.status_code = status_code
-        self.code = code
-        self.fields = fields
 
 
 _CODES = {
@@ -58,11 +54,11 @@ def _flatten(detail) -> dict:
 
 
 def exception_handler(exc, context):
-    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: the partner API's shape, DRF's elsewhere."""
-    from apps.partner_api.views import PartnerApiView
-
-    if not isinstance(context.get("view"), PartnerApiView):
-        return drf_exception_handler(exc, context)
+    """The partner API views' exception handler (`PartnerApiView.get_exception_handler`)."""
+    if isinstance(exc, ApiError):
+        set_rollback()
+        return Response(error_body(exc.status_code, exc.message, exc.code, exc.fields),
+                        status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("no such record in this deployment")
     elif isinstance(exc, PermissionDenied):
@@ -92,9 +88,7 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
     fields = None
-    if isinstance(exc, ApiError):
-        code, message, fields = exc.code, str(exc.detail), exc.fields
-    elif isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         code, message = "invalid", "the request is invalid; see 'fields' for what to fix"
     elif isinstance(exc, exceptions.Throttled):

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
-from apps.partner_api.errors import ApiError
+from apps.partner_api.exceptions import ApiError
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INTEGER = re.compile(r"-?[0-9]+")

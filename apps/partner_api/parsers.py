@@ -11,6 +11,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from apps.core.jsonbody import unstorable_find
+from apps.partner_api.exceptions import ApiError
 
 
 class PartnerJSONParser(JSONParser):
@@ -28,9 +29,6 @@ class PartnerJSONParser(JSONParser):
 
         found = unstorable_find(data, raw, nul=False)
         if found:
-            # errors.py imports DRF's views, which load this parser class: import late.
-            from apps.partner_api.errors import ApiError
-
             path, problem = found
             raise ApiError(f"{path} {problem}; send it as valid UTF-8 text",
                            code="invalid_text", fields={path: [problem]})

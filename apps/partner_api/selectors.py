@@ -20,7 +20,7 @@ from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from apps.core.models import Deployment, Device, Parameter, Reading, ReadingCommit, Site
-from apps.partner_api.errors import ApiError
+from apps.partner_api.exceptions import ApiError
 from apps.partner_api.models import Tombstone
 from apps.partner_api.params import Bound, PageRequest
 

@@ -33,7 +33,7 @@ from apps.core.services import (
     run_logged,
 )
 from apps.partner_api.auth import key_generate, key_hash
-from apps.partner_api.errors import ApiError
+from apps.partner_api.exceptions import ApiError
 from apps.partner_api.models import ApiKey, IdempotencyRecord, Tombstone
 
 PARTNER_DATASOURCE = "partner-api"

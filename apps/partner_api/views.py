@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 
 from apps.core.logs import log_context_bind
 from apps.core.models import Deployment
-from apps.partner_api import anchors, selectors, serializers, services
-from apps.partner_api.errors import ApiError
+from apps.partner_api import anchors, errors, selectors, serializers, services
+from apps.partner_api.exceptions import ApiError
 from apps.partner_api.params import (
     PAGING_PARAMS,
     Bound,
@@ -137,10 +137,14 @@ def _bool(raw: str | None, name: str) -> bool | None:
 
 
 class PartnerApiView(APIView):
-    """Authentication, permission, throttling and errors come from REST_FRAMEWORK."""
+    """Authentication, permission and throttling come from REST_FRAMEWORK; every error is
+    answered in the partner API's one shape (errors.py)."""
 
     # Query parameters each method understands; any other one is refused with 400.
     query_params_accepted: dict[str, tuple[str, ...]] = {}
+
+    def get_exception_handler(self):
+        return errors.exception_handler
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
