@@ -4,11 +4,11 @@ import subprocess
 import sys
 import time
 
+from celery import current_app as app
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.tasks import ping
-from config.celery import app
 
 # How long to wait for a worker to answer a control ping before giving up (no worker runs).
 WORKER_PING_SECONDS = 3.0
