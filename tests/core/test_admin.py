@@ -652,16 +652,16 @@ def test_outbound_batches_filter_by_link_platform(admin_client, deployment):
 
 
 def test_run_outcome_reads_nested_stage_counts_as_words():
-    from apps.core.admin import _counts_text
+    from apps.core.admin import counts_text
 
     counts = {"meters": {"fetched": 6, "stored": 6, "quarantined": 0},
               "usage": {"fetched": 1038, "stored": 1031}, "pages": 9, "units": ["kWh", "m3"]}
-    assert _counts_text(counts) == (
+    assert counts_text(counts) == (
         "meters: fetched 6, stored 6; usage: fetched 1038, stored 1031; pages 9; units kWh, m3")
 
 
 def test_run_outcome_of_flat_counts_skips_zeros():
-    from apps.core.admin import _counts_text
+    from apps.core.admin import counts_text
 
-    assert _counts_text({"inserted": 4, "updated": 0, "unchanged": 304}) == (
+    assert counts_text({"inserted": 4, "updated": 0, "unchanged": 304}) == (
         "inserted 4, unchanged 304")
