@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.partner_api.auth import key_generate, key_hash
 from apps.partner_api.models import ApiKey, IdempotencyRecord
 from apps.partner_api.services import apikey_rotate
@@ -49,14 +50,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
     list_display = ("key", "api_key", "status_code", "created_at")
     list_filter = ("status_code",)
     search_fields = ("key",)
     readonly_fields = ("api_key", "key", "fingerprint", "status_code", "response", "created_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

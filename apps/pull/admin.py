@@ -12,12 +12,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from apps.core.admin import ADMIN_CSS, badge_html
 from apps.core.forms import https_url_formfield
 from apps.pull.models import Connection, Endpoint, SeenUnit
 from apps.pull.selectors import connections_failing
 from apps.pull.services import connection_preview, connection_setup
 
-ADMIN_CSS = {"all": ["core/admin.css"]}
 SECRETS = ("api_key", "password", "client_secret", "refresh_token")
 
 
@@ -114,8 +114,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     def status_badge(self, obj: Connection) -> str:
         if not obj.last_status:
             return mark_safe('<span class="hub-quiet">never ran</span>')
-        return format_html('<span class="hub-badge hub-badge-{}">{}</span>', obj.last_status,
-                           obj.get_last_status_display())
+        return badge_html(obj.last_status, obj.get_last_status_display())
 
     @admin.display(description="last run")
     def last_run_link(self, obj: Connection) -> str:

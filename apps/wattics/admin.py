@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin import ReadOnlyAdmin, badge_html
 from apps.core.admin_site import link_accounts_html
 from apps.core.forms import https_url_formfield
 from apps.core.models import DeliveryLink, Parameter, Run
@@ -32,10 +33,6 @@ from apps.wattics.services import account_reactivate, stream_pause, stream_resum
 from apps.wattics.services.streams import PLATFORM, stream_channels
 
 BACKFILL_RUN = selectors.BACKFILL_RUN_KIND
-
-
-def _badge(value: str, label: str) -> str:
-    return format_html('<span class="hub-badge hub-badge-{}">{}</span>', value, label)
 
 
 def _interval(seconds: int | None) -> str:
@@ -105,7 +102,7 @@ class WatticsAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="State")
     def state_badge(self, obj: WatticsAccount) -> str:
-        badge = _badge("broken" if obj.state == obj.State.REJECTED else "active",
+        badge = badge_html("broken" if obj.state == obj.State.REJECTED else "active",
                        obj.get_state_display())
         if obj.rejected_reason:
             return format_html('{}<div class="hub-quiet">{}</div>', badge,
@@ -202,7 +199,7 @@ class WatticsStreamAdmin(admin.ModelAdmin):
 
     @admin.display(description="State", ordering="link__state")
     def state_badge(self, obj: WatticsStream) -> str:
-        badge = _badge(obj.link.state, obj.link.get_state_display())
+        badge = badge_html(obj.link.state, obj.link.get_state_display())
         if obj.link.broken_reason:
             return format_html('{}<div class="hub-quiet hub-reason" title="{}">{}</div>',
                                badge, obj.link.broken_reason, obj.link.broken_reason[:90])
@@ -363,14 +360,8 @@ class WatticsStreamAdmin(admin.ModelAdmin):
 
 
 @admin.register(WatticsLatePacket)
-class WatticsLatePacketAdmin(admin.ModelAdmin):
+class WatticsLatePacketAdmin(ReadOnlyAdmin):
     list_display = ("stream", "ts", "readings", "reason", "created_at")
     list_filter = ("stream",)
     list_select_related = ("stream",)
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.sandbox.dexma.models import (
     AppToken,
     Is3Stats,
@@ -64,15 +65,9 @@ class PlatformFaultAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlatformRequest)
-class PlatformRequestAdmin(admin.ModelAdmin):
+class PlatformRequestAdmin(ReadOnlyAdmin):
     """When each request arrived while a fault switch existed, and what it was answered."""
 
     list_display = ("target", "credential", "arrived_at", "status", "retry_after")
     list_filter = ("target", "status")
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.sandbox.wattics.models import (
     CollectorAccount,
     CollectorFault,
@@ -23,16 +24,10 @@ class CollectorMeterAdmin(admin.ModelAdmin):
 
 
 @admin.register(CollectorPacket)
-class CollectorPacketAdmin(admin.ModelAdmin):
+class CollectorPacketAdmin(ReadOnlyAdmin):
     list_display = ("meter", "ts", "discarded", "received_at")
     list_filter = ("discarded",)
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(CollectorFault)
@@ -44,15 +39,9 @@ class CollectorFaultAdmin(admin.ModelAdmin):
 
 
 @admin.register(CollectorRequest)
-class CollectorRequestAdmin(admin.ModelAdmin):
+class CollectorRequestAdmin(ReadOnlyAdmin):
     """When each POST arrived while a fault switch existed, and what it was answered."""
 
     list_display = ("meter_id", "arrived_at", "status", "retry_after")
     list_filter = ("status",)
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
