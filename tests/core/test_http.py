@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,34 +30,16 @@ from apps.core.http import (
     parse_retry_after,
     response_json,
 )
+from tests.fakes import FakeTime
 
 BASE = "https://api.example.test/v1"
 TOKEN_URL = "https://auth.example.test/oauth/token"
 NOON = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
-class FakeTime:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self, start: float = NOON.timestamp()) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self.observe: Callable[[], Any] | None = None
-        self.observed: list[Any] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        if self.observe is not None:
-            self.observed.append(self.observe())
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def fake() -> FakeTime:
-    return FakeTime()
+    return FakeTime(start=NOON.timestamp())
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import responses
 
 from apps.core.http import PermanentError, TransientError
 from apps.dexma.client import DexmaClient, access_token_create, describe_error
+from tests.fakes import FakeTime
 
 from .conftest import API, TOKEN
 
@@ -17,22 +18,8 @@ RATE = {
 }
 
 
-class FakeTime:
-    """A clock that moves only when the client sleeps."""
-
-    def __init__(self, sleeps):
-        self.now, self.sleeps = 1_800_000_000.0, sleeps
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def client(sleeps=None, token=TOKEN, **kwargs):
-    fake = FakeTime([] if sleeps is None else sleeps)
+    fake = FakeTime(start=1_800_000_000.0, sleeps=[] if sleeps is None else sleeps)
     return DexmaClient(token, base_url=API, sleep=fake.sleep, clock=fake.clock,
                        rng=lambda: 0.0, **kwargs)
 

@@ -10,27 +10,16 @@ from typing import Any
 import pytest
 import responses
 
+from tests.fakes import FakeTime
+
 API = "https://volue.test/energy-coordination/v1"
 AUTH = "https://auth.volue.test/connect/token"
 NOON = dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC)
 
 
-class FakeTime:
-    def __init__(self, start: float = NOON.timestamp()) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def fake() -> FakeTime:
-    return FakeTime()
+    return FakeTime(start=NOON.timestamp())
 
 
 @pytest.fixture
