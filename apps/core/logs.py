@@ -32,10 +32,6 @@ FIELDS = ("deployment", "link", "run", "task_id")
 _context: ContextVar[dict[str, Any]] = ContextVar("hub_log_context", default={})  # noqa: B039
 
 
-def log_context_get() -> dict[str, Any]:
-    return dict(_context.get())
-
-
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Bind ``fields`` for the duration of the block; None values keep what is bound."""

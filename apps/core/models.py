@@ -143,10 +143,6 @@ class Datasource(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def consent_ok(self) -> bool:
-        return self.consent_status in {self.Consent.NOT_REQUIRED, self.Consent.ACTIVE}
-
 
 class Commodity(models.TextChoices):
     """Scaler's top-level meter categories."""

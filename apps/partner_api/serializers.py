@@ -261,13 +261,6 @@ class ReadingItemSerializer(serializers.Serializer):
                                      help_text="ISO 4217; required with cost.")
 
 
-class ReadingBatchSerializer(serializers.Serializer):
-    readings = serializers.ListField(
-        child=serializers.JSONField(), allow_empty=False,
-        max_length=settings.PARTNER_API_MAX_BATCH,
-        help_text=f"Up to {settings.PARTNER_API_MAX_BATCH:,} readings.")
-
-
 class ReadingBatchDocSerializer(serializers.Serializer):
     readings = ReadingItemSerializer(many=True, allow_empty=False, min_length=1,
                                      max_length=settings.PARTNER_API_MAX_BATCH)

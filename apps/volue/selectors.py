@@ -47,11 +47,6 @@ def hour_floor(ts: dt.datetime) -> dt.datetime:
     return ts.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def hour_ceil(ts: dt.datetime) -> dt.datetime:
-    floor = hour_floor(ts)
-    return floor if floor == ts else floor + HOUR
-
-
 def _hours(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     hours, h = [], hour_floor(start)
     while h < end:
