@@ -10,7 +10,7 @@ from apps.dexma.delivery import selection_resolutions
 from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import SelectedDevice
 
-from .is3_helpers import START, datasource_with, ingest, quarter_hours
+from .helpers import START, datasource_with, ingest, quarter_hours
 
 pytestmark = pytest.mark.django_db
 

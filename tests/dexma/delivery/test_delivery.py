@@ -12,7 +12,7 @@ from apps.core.services import batches_claim
 from apps.dexma import delivery
 from apps.dexma.client import Is3Client
 
-from .is3_helpers import INSERT, START, datasource_with, ingest, quarter_hours
+from .helpers import INSERT, START, datasource_with, ingest, quarter_hours
 
 QH = dt.timedelta(minutes=15)
 pytestmark = pytest.mark.django_db

@@ -16,9 +16,9 @@ from apps.sandbox.dexma.models import (
     PlatformDatasource,
     PlatformDeployment,
 )
+from tests.dexma.conftest import TOKEN
 
-from .conftest import TOKEN
-from .is3_helpers import datasource_with, ingest
+from .helpers import datasource_with, ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MADRID_MIDNIGHT = dt.datetime(2026, 3, 28, 23, tzinfo=dt.UTC)  # 29 March: clocks go forward

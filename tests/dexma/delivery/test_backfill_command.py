@@ -8,9 +8,9 @@ from django.core.management import call_command
 
 from apps.dexma.models import Backfill
 from apps.sandbox.dexma.models import AppToken, Is3Stats, PlatformDatasource, PlatformDeployment
+from tests.dexma.conftest import TOKEN
 
-from .conftest import TOKEN
-from .is3_helpers import datasource_with, ingest
+from .helpers import datasource_with, ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DAY = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
