@@ -24,7 +24,7 @@ class CollectorMeterAdmin(admin.ModelAdmin):
 
 @admin.register(CollectorPacket)
 class CollectorPacketAdmin(admin.ModelAdmin):
-    list_display = ("meter", "ts", "discarded", "received_at")
+    list_display = ("meter", "ts", "discarded", "received_at", "packet")
     list_filter = ("discarded",)
     show_full_result_count = False
 
