@@ -66,6 +66,7 @@ WATTICS_METER = "demo-mad-main-01"
 VOLUE_METER_POINT = "707057500000000011"
 PUSHED_KWH = 77.77  # far above the demo feed's quarter-hours (about 10 kWh)
 PUSHED_VOLTS = 231.7
+GIT, MAKE, CKSUM = (shutil.which(tool) or tool for tool in ("git", "make", "cksum"))
 
 
 class CheckFailed(Exception):
@@ -86,14 +87,14 @@ def free_port() -> int:
 
 
 def cksum(path: Path) -> str:
-    return subprocess.run(["cksum", path.name], cwd=path.parent, check=True,
+    return subprocess.run([CKSUM, path.name], cwd=path.parent, check=True,
                           capture_output=True, text=True).stdout.split()[0]
 
 
 def clone(workdir: Path) -> Path:
     target = workdir / "hub"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True)
-    head = subprocess.run(["git", "log", "--oneline", "-1"], cwd=target, check=True,
+    subprocess.run([GIT, "clone", "--quiet", str(ROOT), str(target)], check=True)
+    head = subprocess.run([GIT, "log", "--oneline", "-1"], cwd=target, check=True,
                           capture_output=True, text=True).stdout.strip()
     say(f"cloned {ROOT} into {target} at {head}")
     if os.environ.get("FIRST_HOUR_FRESH_VENV") == "1":
@@ -128,7 +129,7 @@ class Demo:
         env["PORT"] = str(self.port)
         say(f"PORT={self.port} make demo  (log: {self.log})")
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(["make", "demo"], cwd=self.clone, env=env,
+            self.process = subprocess.Popen([MAKE, "demo"], cwd=self.clone, env=env,
                                             stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
 
