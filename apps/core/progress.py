@@ -16,20 +16,22 @@ LOG_INTERVAL_SECONDS = 5.0
 class LogLines(tqdm):
     """tqdm for a file or pipe: each refresh is a whole line ending in a newline, never a
     carriage return redrawing the last one, and closing writes a final line with the overall
-    rate, so a log holds readable lines."""
+    rate when the count moved since the last line, so a log holds readable lines."""
 
     def display(self, msg=None, pos=None):
         if msg == "":  # tqdm clearing its line: nothing to clear in a log
             return False
         self.fp.write((self.__str__() if msg is None else msg) + "\n")
         self.fp.flush()
+        self.line_n = self.n
         return True
 
     def close(self):
-        if not self.disable:
+        # The summary, unless the last line already says the same count (nothing sent since).
+        if not self.disable and getattr(self, "line_n", None) != self.n:
             self._ema_dt = lambda: None  # the summary's rate over the whole run
             self.display()
-            self.leave = False  # the summary is written: tqdm has nothing more to print
+        self.leave = False  # whole lines only: tqdm has nothing more to print
         super().close()
 
 

@@ -24,9 +24,18 @@ def test_into_a_file_every_refresh_is_a_whole_line_and_the_last_one_sums_up(monk
     text = log.getvalue()
     assert "\r" not in text and text.endswith("\n")
     lines = text.splitlines()
-    assert [line.split("|")[0].strip() for line in lines] == ["0%", "33%", "67%", "100%",
-                                                             "100%"]
+    # The last update's line already says 3/3: no second summary line repeating it.
+    assert [line.split("|")[0].strip() for line in lines] == ["0%", "33%", "67%", "100%"]
     assert "3/3 values" in lines[-1] and "values/s" in lines[-1] and "left 00:00" in lines[-1]
+
+
+def test_into_a_file_a_bar_that_did_not_move_writes_one_line():
+    log = io.StringIO()
+
+    bar = progress_bar(total=7432, unit="values", stream=log, initial=7432)  # resumed, done
+    bar.close()
+
+    assert log.getvalue().count("\n") == 1 and "7,432/7,432 values" in log.getvalue()
 
 
 def test_into_a_file_updates_between_intervals_write_no_line():
