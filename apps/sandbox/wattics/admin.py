@@ -25,6 +25,7 @@ class CollectorMeterAdmin(admin.ModelAdmin):
 @admin.register(CollectorPacket)
 class CollectorPacketAdmin(admin.ModelAdmin):
     list_display = ("meter", "ts", "discarded", "received_at", "packet")
+    ordering = ("-pk",)  # the latest first, as one looks for what just arrived
     list_filter = ("discarded",)
     show_full_result_count = False
 
