@@ -15,9 +15,11 @@ FAULTS_OPTS := -o addopts="" -p no:cacheprovider --strict-markers -m faults -rA
 CONTRACT_VENV := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed-$(shell cksum tests/contract/requirements.txt | cut -d' ' -f1)
 
-.PHONY: demo env test bench faults faults-ci contract lint install clean screenshots
+.PHONY: demo env test bench faults faults-ci contract lint install clean screenshots first-hour
 
-$(STAMP): pyproject.toml
+# The stamp names the checksum of pyproject.toml: an install happens when its content changes
+# (not its date), so a second clone linking an installed .venv does not reinstall into it.
+$(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
@@ -56,7 +58,7 @@ faults-ci: $(STAMP)
 		-m "faults and not faults_full" --reruns 1 --reruns-delay 5 \
 		--rerun-show-tracebacks $(FAULTS_ARGS)
 
-$(CONTRACT_STAMP): tests/contract/requirements.txt
+$(CONTRACT_STAMP):
 	test -x $(CONTRACT_VENV)/bin/python || $(PYTHON) -m venv $(CONTRACT_VENV)
 	$(CONTRACT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(CONTRACT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
@@ -68,6 +70,11 @@ contract: $(STAMP) $(CONTRACT_STAMP)
 	CONTRACT_PYTHON=$(abspath $(CONTRACT_VENV))/bin/python $(TEST_ENV) $(PY) -m pytest \
 		tests/contract -o addopts="" -p no:cacheprovider --strict-markers -m contract \
 		$(PYTEST_ARGS)
+
+# A newcomer's first hour on a fresh clone of HEAD (.ci/first_hour.py, about 4 minutes): `make
+# demo`, the admin's login, one push with the printed key reaching every sandbox platform.
+first-hour: $(STAMP)
+	$(PY) .ci/first_hour.py
 
 # The README's tour (docs/tour/*.png), taken by the suite's headless Chromium; not in `make test`.
 screenshots: $(STAMP)

@@ -10,9 +10,13 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.http import HubHTTPError
+from apps.core.models import OutboundBatch
 from apps.volue import services
 from apps.volue.client import volue_client
 from apps.volue.models import (
@@ -343,26 +347,83 @@ class NotificationAdmin(admin.ModelAdmin):
         return _pretty(obj.body)
 
 
+WAITING, FLAGGED, SENDING, SENT, NOT_SENT = "waiting", "flagged", "sending", "sent", "not-sent"
+
+
+class ReportStatusFilter(admin.SimpleListFilter):
+    """What happened to a report, its state and its batch's read together: an ops person
+    filters on "sent", not on the internal `queued`."""
+
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [(WAITING, EnergyReport.State.WAITING.label),
+                (FLAGGED, EnergyReport.State.FLAGGED.label),
+                (SENDING, _("Being sent")), (SENT, _("Sent to Volue")),
+                (NOT_SENT, _("Not sent (dead letter)"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        handed = queryset.filter(state=EnergyReport.State.QUEUED)
+        batch = OutboundBatch.State
+        return {
+            WAITING: queryset.filter(state=EnergyReport.State.WAITING),
+            FLAGGED: queryset.filter(state=EnergyReport.State.FLAGGED),
+            SENDING: handed.exclude(batch__state__in=[batch.SENT, batch.DEAD]),
+            SENT: handed.filter(batch__state=batch.SENT),
+            NOT_SENT: handed.filter(batch__state=batch.DEAD),
+        }.get(self.value(), queryset)
+
+
+def report_status(report: EnergyReport) -> str:
+    """The report's state where it is the truth, else what its outbox batch did."""
+    if report.state != EnergyReport.State.QUEUED:
+        return str(report.get_state_display())
+    batch = report.batch
+    if batch is None:
+        return str(EnergyReport.State.QUEUED.label)
+    state = OutboundBatch.State
+    if batch.state == state.SENT:
+        return _("Sent to Volue %(when)s") % {"when": _local(batch.sent_at)}
+    if batch.state == state.DEAD:
+        return _("Not sent (dead letter): %(reason)s") % {"reason": batch.last_error}
+    if batch.state == state.RETRY:
+        return _("Waiting to retry (attempt %(attempts)s failed), next try %(when)s") % {
+            "attempts": batch.attempts, "when": _local(batch.next_attempt_at)}
+    return str(_("Being sent"))
+
+
+def _local(moment) -> str:
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
+
+
 @admin.register(EnergyReport)
 class EnergyReportAdmin(admin.ModelAdmin):
-    list_display = ("event", "customer", "state", "delivery", "missing_short",
+    list_display = ("event", "customer", "status", "delivery", "missing_short",
                     "superseded_short", "checked_at")
-    list_filter = ("state",)
+    list_filter = (ReportStatusFilter,)
+    list_select_related = ("event", "customer", "batch")
     search_fields = ("event__event_id", "customer__name")
-    readonly_fields = ("event", "customer", "state", "missing", "superseded", "delivery",
+    readonly_fields = ("event", "customer", "status", "missing", "superseded", "delivery",
                        "checked_at", "created_at", "hours", "payload_pretty")
-    exclude = ("payload", "batch", "posted_attempt")
+    exclude = ("payload", "batch", "posted_attempt", "state")
     actions = ("plan_now",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description="delivery")
+    @admin.display(description=_("status"), ordering="state")
+    def status(self, obj: EnergyReport) -> str:
+        return report_status(obj)
+
+    @admin.display(description=_("delivery"))
     def delivery(self, obj: EnergyReport) -> str:
         batch = obj.batch
         if batch is None:
             return "—"
-        shown = f"{batch.get_state_display()} (attempts {batch.attempts}, last {batch.last_status})"
+        shown = _("%(state)s (attempts %(attempts)s, last HTTP %(status)s)") % {
+            "state": batch.get_state_display(), "attempts": batch.attempts,
+            "status": batch.last_status or "—"}
         # A dead report says why: a refusal, or a POST whose outcome is unknown.
         return f"{shown}: {batch.last_error}" if batch.state == batch.State.DEAD else shown
 

@@ -9,6 +9,7 @@ on the platform, so running the sync again creates nothing twice.
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.fields import EncryptedTextField
 from apps.core.models import Datasource, Deployment, Device, OutboundBatch, Site
@@ -282,10 +283,12 @@ class Notification(models.Model):
 class EnergyReport(models.Model):
     """The EnergyUsage report of one event for one customer: planned, then sent via the outbox."""
 
+    # `queued` is the report's last state here: once complete it is the outbox's batch that
+    # says whether it went out (the admin's status reads both).
     class State(models.TextChoices):
-        WAITING = "waiting", "Waiting for the event's hours or data"
-        FLAGGED = "flagged", "Incomplete past the deadline"
-        QUEUED = "queued", "Handed to the outbox (see delivery)"
+        WAITING = "waiting", _("Waiting for the event's hours or data")
+        FLAGGED = "flagged", _("Incomplete past the deadline")
+        QUEUED = "queued", _("Complete, handed to delivery")
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reports")
     customer = models.ForeignKey(VolueCustomer, on_delete=models.CASCADE, related_name="reports")

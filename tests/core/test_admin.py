@@ -34,7 +34,9 @@ from apps.pull.models import Connection, Endpoint, SeenUnit
 from apps.pull.services import connection_setup
 from apps.sandbox.dexma.models import (
     AppToken,
+    Is3Series,
     Is3Stats,
+    Is3Value,
     PlatformDatasource,
     PlatformDeployment,
     PlatformDevice,
@@ -224,6 +226,8 @@ def _sandbox_world() -> dict:
             deployment=platform, user_name="Ana", user_email="ana@example.com"),
         "sandbox_dexma.is3stats": Is3Stats.objects.create(datasource=datasource, requests=1,
                                                           stored=1),
+        "sandbox_dexma.is3value": Is3Value.objects.create(series=Is3Series.objects.create(
+            datasource=datasource, did="meter-1", p=402, last_ts=T0), ts=T0, v=1.5),
         "sandbox_upstream.profile": Profile.objects.create(slug="provider", data_start=T0),
         "sandbox_wattics.collectoraccount": account,
         "sandbox_wattics.collectormeter": meter,

@@ -17,9 +17,10 @@ def _catalogue(mo: Path) -> dict:
         return {k: v for k, v in gettext.GNUTranslations(f)._catalog.items() if k}
 
 
-def test_both_catalogues_are_found():
+def test_every_catalogue_is_found():
     assert {p.relative_to(ROOT).as_posix() for p in CATALOGUES} == {
-        "locale/es/LC_MESSAGES/django.po", "apps/dexma/locale/es/LC_MESSAGES/django.po"}
+        "locale/es/LC_MESSAGES/django.po", "apps/dexma/locale/es/LC_MESSAGES/django.po",
+        "apps/volue/locale/es/LC_MESSAGES/django.po"}
 
 
 @pytest.mark.skipif(shutil.which("msgfmt") is None, reason="gettext's msgfmt is not installed")

@@ -3,7 +3,10 @@
 import datetime as dt
 
 import pytest
+from django.utils import timezone, translation
 
+from apps.core.models import DeliveryLink, OutboundBatch
+from apps.volue.admin import report_status
 from apps.volue.models import EnergyReport, VolueResource
 from apps.volue.schemas import event_parse
 from apps.volue.services import event_record
@@ -41,9 +44,46 @@ def test_flagged_report_shows_what_is_missing(admin_client, lpc, customer):
     EnergyReport.objects.create(event=lpc, customer=customer, state="flagged",
                                 missing="7070 (main-01): 2026-03-03 13:00Z (no readings)")
 
-    response = admin_client.get("/admin/volue/energyreport/?state=flagged")
+    response = admin_client.get("/admin/volue/energyreport/?status=flagged")
 
     assert "7070 (main-01): 2026-03-03 13:00Z" in response.content.decode()
+
+
+def _handed_report(lpc, customer, state, **batch) -> EnergyReport:
+    link = DeliveryLink.objects.create(platform="volue", name="reports",
+                                       deployment=customer.deployment)
+    sent = OutboundBatch.objects.create(
+        link=link, position=1, idempotency_key="volue:test:1", payload={}, item_count=1,
+        state=state, next_attempt_at=batch.pop("next_attempt_at", timezone.now()), **batch)
+    return EnergyReport.objects.create(event=lpc, customer=customer, state="queued",
+                                       payload={"payloads": []}, batch=sent)
+
+
+@pytest.mark.parametrize("batch, status, shown, hidden", [
+    ({"state": "sent", "attempts": 1, "last_status": 201,
+      "sent_at": dt.datetime(2026, 3, 3, 16, 5, tzinfo=dt.UTC)},
+     "sent", "Sent to Volue March 3, 2026, 4:05 p.m.", "not-sent"),
+    ({"state": "dead", "attempts": 1, "last_status": 400,
+      "last_error": "CreateReport: payloads[0].points is empty"},
+     "not-sent", "Not sent (dead letter): CreateReport: payloads[0].points is empty", "sent"),
+    ({"state": "retry", "attempts": 2, "last_status": 503,
+      "next_attempt_at": dt.datetime(2026, 3, 3, 16, 10, tzinfo=dt.UTC)},
+     "sending", "Waiting to retry (attempt 2 failed), next try March 3, 2026, 4:10 p.m.",
+     "sent"),
+    ({"state": "pending"}, "sending", "Being sent", "not-sent"),
+])
+def test_a_handed_report_says_what_its_batch_did_and_filters_by_it(
+    admin_client, lpc, customer, settings, batch, status, shown, hidden
+):
+    settings.TIME_ZONE = "UTC"
+    _handed_report(lpc, customer, **batch)
+
+    listed = admin_client.get(f"/admin/volue/energyreport/?status={status}").content.decode()
+    other = admin_client.get(f"/admin/volue/energyreport/?status={hidden}").content.decode()
+
+    assert shown in listed and "e-1" in listed
+    assert "e-1" not in other and "0 energy reports" in other
+    assert "queued" not in listed.lower().replace("queue the complete", "")
 
 
 def test_customer_page_lists_its_resources_for_editing(admin_client, customer):
@@ -67,3 +107,13 @@ def test_registered_customer_cannot_be_deleted_before_it_is_removed_from_volue(
     customer.removed_at = dt.datetime(2026, 3, 3, tzinfo=dt.UTC)
     customer.save()
     assert admin_client.get(url).status_code == 200
+
+
+def test_the_report_status_reads_in_spanish(lpc, customer, settings):
+    settings.TIME_ZONE = "UTC"
+    report = _handed_report(lpc, customer, state="sent", attempts=1, last_status=201,
+                            sent_at=dt.datetime(2026, 3, 3, 16, 5, tzinfo=dt.UTC))
+
+    with translation.override("es"):
+        assert report_status(report).startswith("Enviado a Volue el 3 de marzo de 2026")
+        assert str(EnergyReport.State.QUEUED.label) == "Completo, entregado al envío"

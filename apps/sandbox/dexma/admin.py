@@ -4,6 +4,7 @@ from apps.core.admin import ReadOnlyAdmin
 from apps.sandbox.dexma.models import (
     AppToken,
     Is3Stats,
+    Is3Value,
     PlatformDatasource,
     PlatformDeployment,
     PlatformDevice,
@@ -53,6 +54,35 @@ class Is3StatsAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # IS3 keeps them
+
+
+@admin.register(Is3Value)
+class Is3ValueAdmin(admin.ModelAdmin):
+    """The values IS3 holds, as a DEXMA user sees them on the platform: search a device's
+    local id, narrow by time (`?ts__gte=…&ts__lt=…`)."""
+
+    list_display = ("datasource", "device", "parameter", "ts", "v")
+    list_select_related = ("series__datasource",)
+    search_fields = ("series__did",)
+    show_full_result_count = False
+
+    @admin.display(description="datasource")
+    def datasource(self, obj: Is3Value) -> str:
+        return obj.series.datasource.key
+
+    @admin.display(description="device (did)")
+    def device(self, obj: Is3Value) -> str:
+        return obj.series.did
+
+    @admin.display(description="IS3 parameter")
+    def parameter(self, obj: Is3Value) -> int:
+        return obj.series.p
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(PlatformFault)

@@ -25,7 +25,8 @@ class CollectorMeterAdmin(admin.ModelAdmin):
 
 @admin.register(CollectorPacket)
 class CollectorPacketAdmin(ReadOnlyAdmin):
-    list_display = ("meter", "ts", "discarded", "received_at")
+    list_display = ("meter", "ts", "discarded", "received_at", "packet")
+    ordering = ("-pk",)  # the latest first, as one looks for what just arrived
     list_filter = ("discarded",)
     show_full_result_count = False
 

@@ -2,9 +2,11 @@
 
 import datetime as dt
 import io
+from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from apps.dexma.models import Backfill
 from apps.sandbox.dexma.models import AppToken, Is3Stats, PlatformDatasource, PlatformDeployment
@@ -56,3 +58,42 @@ def test_admin_shows_backfill_progress(sending, admin_client):
     page = admin_client.get("/admin/dexma/backfill/").content.decode()
 
     assert "96 of 96 values (100%)" in page
+
+
+def test_days_counts_back_from_to(sending):
+    datasource, remote = sending
+
+    call_command("dexma_backfill", datasource.key, "--days", "1", "--to", "2026-06-02",
+                 "--no-verify", stdout=io.StringIO())
+
+    backfill = Backfill.objects.get()
+    madrid = ZoneInfo("Europe/Madrid")
+    assert (backfill.date_from, backfill.date_to) == (
+        dt.datetime(2026, 6, 1, tzinfo=madrid), dt.datetime(2026, 6, 2, tzinfo=madrid))
+    assert Is3Stats.objects.get(datasource=remote).stored == 96
+
+
+def test_days_alone_is_the_last_local_days_today_included(sending):
+    datasource, _ = sending
+    madrid = ZoneInfo("Europe/Madrid")
+    tomorrow = timezone.localdate(timezone=madrid) + dt.timedelta(days=1)
+
+    call_command("dexma_backfill", datasource.key, "--days", "7", "--no-verify",
+                 stdout=io.StringIO())
+
+    backfill = Backfill.objects.get()
+    assert backfill.date_to == dt.datetime.combine(tomorrow, dt.time(), tzinfo=madrid)
+    assert backfill.date_to - backfill.date_from == dt.timedelta(days=7)
+    assert backfill.state == Backfill.State.DONE
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--days", "0"], "--days must be 1 or more"),
+    (["--from", "2026-06-01"], "give a datasource and --from and --to, or --days N"),
+])
+def test_a_range_the_command_cannot_use_is_refused_saying_why(sending, args, message):
+    datasource, _ = sending
+
+    with pytest.raises(CommandError, match=message):
+        call_command("dexma_backfill", datasource.key, *args, stdout=io.StringIO())
+    assert not Backfill.objects.exists()

@@ -1,7 +1,10 @@
 """Send a DEXMA datasource's history to IS3, oldest first, with a progress bar.
 
     manage.py dexma_backfill <datasource id or key> --from 2025-01-01 --to 2026-01-01
+    manage.py dexma_backfill <datasource id or key> --days 7
     manage.py dexma_backfill --resume <backfill id>
+
+`--days N` is the last N local days, today included (or the N days before `--to`).
 
 Resumable: run it again (or `--resume`) after a crash; batches IS3 acknowledged are not sent
 again. Progress also shows in the admin (DEXMA > Backfills). A verification reads a sample
@@ -15,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.core.progress import progress_bar
 from apps.dexma import delivery
@@ -27,19 +31,28 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("datasource", nargs="?", help="DEXMA datasource id or IS3 key.")
-        parser.add_argument("--from", dest="date_from", help="Start date (YYYY-MM-DD), local.")
-        parser.add_argument("--to", dest="date_to", help="End date (YYYY-MM-DD), exclusive.")
+        start = parser.add_mutually_exclusive_group()
+        start.add_argument("--from", dest="date_from", help="Start date (YYYY-MM-DD), local.")
+        start.add_argument("--days", type=int,
+                           help="The last N local days, today included (or before --to).")
+        parser.add_argument("--to", dest="date_to",
+                            help="End date (YYYY-MM-DD), exclusive; default with --days: "
+                                 "tomorrow.")
         parser.add_argument("--resume", type=int, help="Continue this backfill id.")
         parser.add_argument("--no-verify", action="store_true")
 
-    def handle(self, *args, datasource, date_from, date_to, resume, no_verify, **options):
+    def handle(self, *args, datasource, date_from, date_to, days, resume, no_verify,
+               **options):
         if resume:
             backfill = Backfill.objects.filter(pk=resume).first()
             if backfill is None:
                 raise CommandError(f"no backfill {resume}")
         else:
-            if not (datasource and date_from and date_to):
-                raise CommandError("give a datasource, --from and --to (or --resume ID)")
+            if days is not None and days < 1:
+                raise CommandError("--days must be 1 or more")
+            if not (datasource and (days or (date_from and date_to))):
+                raise CommandError(
+                    "give a datasource and --from and --to, or --days N (or --resume ID)")
             found = DexmaDatasource.objects.filter(
                 Q(key=datasource) | Q(pk=int(datasource) if datasource.isdigit() else None)
             ).first()
@@ -47,10 +60,12 @@ class Command(BaseCommand):
                 raise CommandError(f"no DEXMA datasource '{datasource}'")
             zone = ZoneInfo(found.timezone or "UTC")
             try:
-                start = dt.datetime.combine(dt.date.fromisoformat(date_from), dt.time(),
-                                            tzinfo=zone)
-                end = dt.datetime.combine(dt.date.fromisoformat(date_to), dt.time(),
-                                          tzinfo=zone)
+                last = (dt.date.fromisoformat(date_to) if date_to
+                        else timezone.localdate(timezone=zone) + dt.timedelta(days=1))
+                first = (last - dt.timedelta(days=days) if days
+                         else dt.date.fromisoformat(date_from))
+                start = dt.datetime.combine(first, dt.time(), tzinfo=zone)
+                end = dt.datetime.combine(last, dt.time(), tzinfo=zone)
                 backfill = delivery.backfill_start(datasource=found, date_from=start,
                                                    date_to=end)
             except (ValueError, Is3MappingError) as exc:
