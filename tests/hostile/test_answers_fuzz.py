@@ -191,7 +191,8 @@ def _sync_and_account(connection, page) -> None:
         return
     stored = set(connection.datasource.devices.values_list("external_id", flat=True))
     held = [q.payload.get("raw") for q in Quarantine.objects.filter(
-        deployment=connection.deployment, source="pull:hostile:meters")]
+        deployment=connection.deployment,
+        source=Quarantine.source_for("pull", "connection", connection.key))]
     for raw in rows or []:
         key = raw.get("id") if isinstance(raw, dict) else None
         text = str(key).strip() if key is not None and not isinstance(key, dict | list) else ""
