@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.http import HubHTTPError
 from apps.core.models import OutboundBatch
-from apps.volue import services
+from apps.volue import services, tasks
 from apps.volue.client import volue_client
 from apps.volue.models import (
     EnergyReport,
@@ -192,6 +192,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         except HubHTTPError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
+        tasks.status_refresh_queue(result.status_refresh)
         self.message_user(request, f"{result.recorded} new of {result.seen} events read")
 
 

@@ -206,9 +206,6 @@ class VolueClient:
                 "notificationTypes": list(types)}
         self._call("UpdateWebhookById", "PUT", f"webhooks/{webhook_id}", json=body)
 
-    def webhook_delete(self, *, webhook_id: str) -> None:
-        self._call("DeleteWebhookById", "DELETE", f"webhooks/{webhook_id}")
-
     def events_page(self, *, page: int = 1, page_size: int = 100) -> EventsPage:
         """One page of GET /events, newest first (the platform caps pageSize at 1000)."""
         params = {"page": page, "pageSize": min(page_size, 1000)}

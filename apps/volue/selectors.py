@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from apps.core.models import Device, Parameter, Reading
-from apps.volue.models import Notification, VolueCustomer
+from apps.volue.models import Event, Notification, VolueCustomer
 
 HOUR = dt.timedelta(hours=1)
 # In order of preference: measured interval energy is exact, a register difference next,
@@ -231,3 +231,13 @@ def notifications_unprocessed(*, received_before: dt.datetime) -> QuerySet[Notif
     return Notification.objects.filter(
         processed_at__isnull=True, received_at__lt=received_before
     ).order_by("received_at")
+
+
+def customers_named_in(event: Event) -> list[int]:
+    """Ids of the customers an eligibility event adds or removes (none for other events)."""
+    if event.payload_type != "UserEligibility":
+        return []
+    payload = event.payload or {}
+    named = [*(payload.get("addedUsers") or []), *(payload.get("removedUsers") or [])]
+    return list(VolueCustomer.objects.filter(remote_user_id__in=[str(u) for u in named])
+                .values_list("pk", flat=True))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.db import transaction
 from django.utils import timezone
 
 from apps.core import jobs
 from apps.volue import services
 from apps.volue.client import volue_client
 from apps.volue.models import Notification, VolueCustomer
-from apps.volue.selectors import customers_to_sync, notifications_unprocessed
+from apps.volue.selectors import customers_named_in, customers_to_sync, notifications_unprocessed
 
 
 @shared_task(name="volue.sync")
@@ -60,6 +61,16 @@ def status_refresh() -> int:
     return len(ids)
 
 
+def status_refresh_queue(customer_ids: list[int]) -> None:
+    """Queue a status refresh of each customer once the current transaction commits."""
+    def queue() -> None:
+        for pk in customer_ids:
+            customer_status_refresh.delay(pk)
+
+    if customer_ids:
+        transaction.on_commit(queue)
+
+
 @shared_task(name="volue.customer_status_refresh")
 def customer_status_refresh(customer_id: int) -> dict:
     customer = jobs.load(VolueCustomer.objects.select_related("deployment"), customer_id,
@@ -86,6 +97,7 @@ def notification_process(notification_id: int) -> str:
     if notification.processed_at is not None:
         return "already processed"
     event = services.notification_process(notification=notification)
+    status_refresh_queue(customers_named_in(event))
     if event.window_end is not None and event.window_end <= timezone.now():
         reports_plan.delay()  # the event's hours are already over: report without waiting
     return event.event_id
@@ -97,8 +109,10 @@ def events_catch_up() -> dict:
         # Stored notifications whose hand-off to a worker was lost (the broker was down).
         for pending in notifications_unprocessed(
                 received_before=timezone.now() - dt.timedelta(minutes=1)):
-            services.notification_process(notification=pending)
+            event = services.notification_process(notification=pending)
+            status_refresh_queue(customers_named_in(event))
         result = services.events_catch_up(client=volue_client())
+        status_refresh_queue(result.status_refresh)
         run.counts = {"seen": result.seen, "recorded": result.recorded,
                       "pages": result.pages, "malformed": len(result.malformed)}
         jobs.run_partial(run, result.malformed, sep="\n")

@@ -2,11 +2,13 @@
 and on UserEligibilityUpdated, enrolling from the admin."""
 
 import pytest
+from django.utils import timezone
 
 from apps.volue import tasks
 from apps.volue.apps import VolueConfig
-from apps.volue.models import VolueCustomer, VolueMeter
+from apps.volue.models import Notification, VolueCustomer, VolueMeter
 from apps.volue.schemas import event_parse
+from apps.volue.selectors import customers_named_in
 from apps.volue.services import event_record
 from tests.volue.conftest import API, calls
 
@@ -101,11 +103,30 @@ def test_eligibility_event_queues_a_status_refresh_of_the_users_named(
                                          remote_user_id="u-out")
     payload = {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T09:00:00Z",
                "addedUsers": [USER], "removedUsers": ["u-out", "not-ours"]}
+    notification = Notification.objects.create(
+        notification_id="n-el", event_id="e-el", notification_type="UserEligibilityUpdated",
+        body={"eventId": "e-el", "eventCreatedAtUtc": None, "payload": payload},
+        sent_at=timezone.now(),
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
-        event_record(event=event_parse("e-el", None, payload), source="webhook")
+        tasks.notification_process(notification.pk)
 
     assert sorted(queued) == sorted([registered.pk, other.pk])
+
+
+def test_an_eligibility_event_read_on_catch_up_names_its_customers(registered, deployment):
+    other = VolueCustomer.objects.create(deployment=deployment, key="b", name="B",
+                                         remote_user_id="u-out")
+    eligibility = {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T09:00:00Z",
+                   "addedUsers": [USER],
+                   "removedUsers": ["u-out", "not-ours"]}
+    event, _ = event_record(event=event_parse("e-el", None, eligibility), source="catch_up")
+    control, _ = event_record(event=event_parse("e-lpc", None, {
+        "payloadType": "LocationLPC", "targets": []}), source="catch_up")
+
+    assert sorted(customers_named_in(event)) == sorted([registered.pk, other.pk])
+    assert customers_named_in(control) == []
 
 
 def test_status_is_refreshed_on_a_schedule():

@@ -50,3 +50,23 @@ def test_catch_up_task_asks_for_reports_when_it_found_events(platform, monkeypat
     counts = tasks.events_catch_up()
 
     assert counts["recorded"] == 1 and planned == [True]
+
+
+def test_catch_up_task_queues_a_status_refresh_of_the_customers_an_event_names(
+    platform, customer, monkeypatch, django_capture_on_commit_callbacks
+):
+    customer.remote_user_id = USER
+    customer.save()
+    queued = []
+    monkeypatch.setattr(tasks.customer_status_refresh, "delay", queued.append)
+    monkeypatch.setattr(tasks.reports_plan, "delay", lambda: None)
+    platform.get(f"{API}/events", json={"pagination": {"totalRecords": 1, "pageSize": 100,
+                                                       "currentPage": 1}, "events": [{
+        "id": "e-1", "createdAt": "2026-03-03T10:00:00Z",
+        "payload": {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T10:00:00Z",
+                    "addedUsers": [USER], "removedUsers": ["not-ours"]}}]})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.events_catch_up()
+
+    assert queued == [customer.pk]

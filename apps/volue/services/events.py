@@ -20,6 +20,7 @@ from apps.volue.models import (
     VolueResource,
 )
 from apps.volue.schemas import EventIn, NotificationIn, event_parse
+from apps.volue.selectors import customers_named_in
 
 logger = logging.getLogger(__name__)
 
@@ -73,19 +74,8 @@ def _eligibility_apply(*, event: EventIn) -> None:
         VolueCustomer.objects.filter(remote_user_id__in=user_ids).filter(
             Q(eligibility_updated_at__isnull=True) | Q(eligibility_updated_at__lt=when)
         ).update(eligible=eligible, eligibility_updated_at=when)
-    # The event says who changed; enrollment and compensation follow from the platform.
-    ids = list(VolueCustomer.objects.filter(
-        remote_user_id__in=[*event.added_users, *event.removed_users]
-    ).values_list("pk", flat=True))
-    if ids:
-        transaction.on_commit(lambda: _status_refresh_later(ids))
-
-
-def _status_refresh_later(customer_ids: list[int]) -> None:
-    from apps.volue import tasks  # tasks import the services: imported when needed
-
-    for pk in customer_ids:
-        tasks.customer_status_refresh.delay(pk)
+    # Enrollment and compensation follow from the platform: the tasks queue a status refresh
+    # of the customers the event names (`selectors.customers_named_in`).
 
 
 def event_record(*, event: EventIn, source: str) -> tuple[Event, bool]:
@@ -123,6 +113,8 @@ class CatchUpResult:
     recorded: int = 0
     pages: int = 0
     malformed: list[str] = field(default_factory=list)
+    # Customers named by the new eligibility events: their status is worth reading again.
+    status_refresh: list[int] = field(default_factory=list)
 
 
 def events_catch_up(*, client: VolueClient) -> CatchUpResult:
@@ -140,7 +132,10 @@ def events_catch_up(*, client: VolueClient) -> CatchUpResult:
         new = 0
         for event in answer.events:
             result.seen += 1
-            new += event_record(event=event, source=Event.Source.CATCH_UP)[1]
+            row, created = event_record(event=event, source=Event.Source.CATCH_UP)
+            if created:
+                new += 1
+                result.status_refresh.extend(customers_named_in(row))
         result.recorded += new
         if not new:
             break
