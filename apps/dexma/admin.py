@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.core.admin_site import link_accounts_html
 from apps.core.models import OutboundBatch
-from apps.dexma import delivery, selectors, services, tasks
+from apps.dexma import selectors, services, tasks
 from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource, Installation, SelectedDevice
 
@@ -109,7 +109,7 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
     @admin.action(description="Push now (send new readings to IS3)")
     def deliver_now(self, request: HttpRequest, queryset: QuerySet[DexmaDatasource]) -> None:
         for datasource in queryset.select_related("link"):
-            result = delivery.datasource_deliver(datasource=datasource)
+            result = services.datasource_deliver(datasource=datasource)
             self.message_user(request, f"{datasource.name}: {result.as_counts()}",
                               messages.WARNING if result.failed or result.dead or
                               result.skipped else messages.SUCCESS)
@@ -120,7 +120,7 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
         end = timezone.now()
         for datasource in queryset.select_related("link"):
             try:
-                backfill = delivery.backfill_start(
+                backfill = services.backfill_start(
                     datasource=datasource, date_from=end - dt.timedelta(days=30), date_to=end)
             except Is3MappingError as exc:
                 self.message_user(request, f"{datasource.name}: {exc}", messages.ERROR)
@@ -132,7 +132,7 @@ class DexmaDatasourceAdmin(admin.ModelAdmin):
     @admin.action(description="Verify: read a sample back through APIv3")
     def verify(self, request: HttpRequest, queryset: QuerySet[DexmaDatasource]) -> None:
         for datasource in queryset.select_related("link", "installation"):
-            result = delivery.datasource_verify(datasource=datasource)
+            result = services.datasource_verify(datasource=datasource)
             self.message_user(request, f"{datasource.name}: {result.summary}",
                               messages.SUCCESS if result.matched == result.sampled
                               and not result.error else messages.WARNING)
@@ -197,7 +197,7 @@ class BackfillAdmin(admin.ModelAdmin):
     @admin.display(description="progress")
     def progress_shown(self, obj: Backfill) -> str:
         if obj.state == Backfill.State.SENDING:
-            obj = delivery.backfill_refresh(backfill=obj)
+            obj = services.backfill_refresh(backfill=obj)
         return obj.progress
 
     @admin.action(description="Resume (send what is left)")

@@ -9,8 +9,8 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from apps.core.models import Deployment, Device, OutboundBatch, Parameter, Quarantine, Reading
 from apps.core.selectors import LinkAccounts, readings_of_pairs
-from apps.dexma.delivery.batches import channels_of
 from apps.dexma.models import DexmaDatasource
+from apps.dexma.services.batches import channels_of
 
 # For the same quantity, the plain kind is the one worth a datapoint: the platform derives
 # intervals from a cumulative index, and interval codes cannot mix resolutions.

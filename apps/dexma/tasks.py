@@ -9,7 +9,7 @@ from django.conf import settings
 
 from apps.core import jobs
 from apps.core.models import Run
-from apps.dexma import delivery, services
+from apps.dexma import services
 from apps.dexma.models import Backfill, DexmaDatasource, Installation
 
 
@@ -81,13 +81,13 @@ def deliver_datasource(datasource_id: int) -> dict:
         return jobs.skipped("deleted")
 
     def body(run):
-        result = delivery.datasource_deliver(datasource=datasource)
+        result = services.datasource_deliver(datasource=datasource)
         run.counts = result.as_counts()
         # Backfill batches go out here too; a backfill whose own task died with its
         # worker (redelivered only after the broker's visibility timeout) still ends.
         for backfill in Backfill.objects.filter(datasource=datasource,
                                                 state=Backfill.State.SENDING):
-            delivery.backfill_refresh(backfill=backfill)
+            services.backfill_refresh(backfill=backfill)
         if result.failed or result.dead:
             run.status = Run.Status.PARTIAL
 
@@ -107,12 +107,12 @@ def backfill_run(backfill_id: int) -> dict:
     sent_before = backfill.values_sent
 
     def body(run):
-        done = delivery.backfill_run(
+        done = services.backfill_run(
             backfill=backfill, deadline=time.monotonic() + settings.TASK_SLICE_SECONDS)
         run.counts = {"batches": done.batches, "planned": done.values_planned,
                       "sent": done.values_sent}
         if done.state == Backfill.State.DONE:
-            verification = delivery.datasource_verify(
+            verification = services.datasource_verify(
                 datasource=datasource, date_from=done.date_from, date_to=done.date_to)
             run.counts["verification"] = verification.summary
         elif done.state == Backfill.State.FAILED:
@@ -138,4 +138,4 @@ def verify_datasource(datasource_id: int) -> str:
                            datasource_id, what="DEXMA datasource")
     if datasource is None:
         return "deleted"
-    return delivery.datasource_verify(datasource=datasource).summary
+    return services.datasource_verify(datasource=datasource).summary

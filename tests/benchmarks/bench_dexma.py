@@ -30,7 +30,7 @@ from django.db import connection
 
 from apps.core.models import Datasource, Deployment, Device, Parameter, Site
 from apps.core.services import ReadingIn, link_get_or_create, readings_ingest
-from apps.dexma import delivery
+from apps.dexma import services
 from apps.dexma.client import Is3Client
 from apps.dexma.models import Backfill, DexmaDatasource, Installation, SelectedDevice
 from apps.sandbox.dexma.models import Is3Stats, PlatformDatasource, PlatformDeployment
@@ -160,11 +160,11 @@ def test_backfill_reaches_half_the_bare_loop_in_exact_requests_under_300_mb(is3_
     assert Is3Stats.objects.get(datasource=bare).stored == total
     _truncate_store()
 
-    backfill = delivery.backfill_start(datasource=datasource, date_from=START,
+    backfill = services.backfill_start(datasource=datasource, date_from=START,
                                        date_to=START + QH * DAYS * 96)
     with PeakRss() as memory, Is3Client() as client:
         started = time.perf_counter()
-        backfill = delivery.backfill_run(backfill=backfill, client=client)
+        backfill = services.backfill_run(backfill=backfill, client=client)
         hub_seconds = time.perf_counter() - started
 
     stats = Is3Stats.objects.get(datasource=remote)

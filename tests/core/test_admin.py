@@ -26,8 +26,8 @@ from apps.core.models import (
     Run,
 )
 from apps.core.services import ReadingIn, link_get_or_create, readings_ingest
-from apps.dexma.delivery import backfill_plan, backfill_start
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.dexma.services import backfill_plan, backfill_start
 from apps.partner_api.models import IdempotencyRecord
 from apps.partner_api.services import Answer, apikey_create, idempotent, request_fingerprint
 from apps.pull.models import Connection, Endpoint, SeenUnit

@@ -63,7 +63,7 @@ import json
 from django.db.models import Max, Q
 from apps.core.models import DeliveryLink, OutboundBatch, Reading
 from apps.core.selectors import pairs_q
-from apps.dexma.delivery.batches import channels_of
+from apps.dexma.services.batches import channels_of
 from apps.dexma.models import DexmaDatasource
 from apps.wattics.models import WatticsStream
 from apps.wattics.services.streams import stream_channels

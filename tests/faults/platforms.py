@@ -15,7 +15,7 @@ _DEXMA_EXPECTED = """
 import json
 from apps.core.models import Reading
 from apps.core.selectors import pairs_q
-from apps.dexma.delivery.batches import channels_of
+from apps.dexma.services.batches import channels_of
 from apps.dexma.mapping import frequency_of
 from apps.dexma.models import DexmaDatasource
 ds = DexmaDatasource.objects.get(key=%r)

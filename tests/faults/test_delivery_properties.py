@@ -1,5 +1,5 @@
 """The delivery invariant at scale: the property tests of `make test` with thousands of
-generated histories each (tests/dexma/delivery/test_property.py, tests/wattics/
+generated histories each (tests/dexma/services/test_property.py, tests/wattics/
 test_delivery_property.py, tests/volue/test_report_property.py), in a pytest of their own
 against the suite's test database."""
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = os.environ.get("PROPERTY_EXAMPLES_FULL", "2000")
 
 
-@pytest.mark.parametrize("path", ["tests/dexma/delivery/test_property.py",
+@pytest.mark.parametrize("path", ["tests/dexma/services/test_property.py",
                                   "tests/wattics/test_delivery_property.py",
                                   "tests/volue/test_report_property.py"])
 def test_delivery_invariant_over_thousands_of_histories(path):

@@ -28,12 +28,12 @@ ENV = {"OUTBOX_LEASE_SECONDS": str(scaled(30, 15)), "WATTICS_BATCH_PACKETS": "10
 _BACKFILL_QUEUE = """
 import datetime as dt, json
 from django.utils import timezone
-from apps.dexma import delivery
+from apps.dexma import services
 from apps.dexma.models import DexmaDatasource
 from apps.dexma.tasks import backfill_run
 ds = DexmaDatasource.objects.get(key=%r)
 end = timezone.now() + dt.timedelta(hours=1)
-backfill = delivery.backfill_start(datasource=ds, date_from=end - dt.timedelta(days=%d),
+backfill = services.backfill_start(datasource=ds, date_from=end - dt.timedelta(days=%d),
                                    date_to=end)
 backfill_run.delay(backfill.pk)
 print(json.dumps(backfill.pk))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from apps.core.models import Deployment, Device, Parameter, Quarantine, Reading
 from apps.core.services import ReadingIn, readings_ingest
-from apps.dexma.delivery.batches import Converter
+from apps.dexma.services.batches import Converter
 from apps.wattics.schemas import local_timestamp
 
 pytestmark = pytest.mark.django_db

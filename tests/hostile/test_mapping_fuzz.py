@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from apps.core.models import Parameter
 from apps.dexma.client import Is3Value, is3_body
-from apps.dexma.delivery.batches import Converter
 from apps.dexma.mapping import (
     FREQUENCY_DIGIT,
     OPERATION_DIGIT,
@@ -28,6 +27,7 @@ from apps.dexma.mapping import (
     frequency_of,
     misalignment,
 )
+from apps.dexma.services.batches import Converter
 from apps.pull import mapping as pull
 from apps.volue.schemas import EnergyUsageIn, report_body
 from apps.volue.selectors import HOUR, _from_intervals, _from_power, _from_register, _Series

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.core.models import Deployment, Device, Parameter
 from apps.core.services import link_get_or_create
-from apps.dexma import delivery
+from apps.dexma import services
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
 from apps.dexma.tasks import backfill_run
 from apps.sandbox.dexma.models import AppToken, PlatformDatasource, PlatformDeployment
@@ -41,11 +41,11 @@ def demo_datasource_setup(*, deployment: Deployment, write: Callable[[str], None
     devices = {d.pk: d for d in Device.objects.filter(deployment=deployment, is_active=True)}
     parameters = list(Parameter.objects.filter(key__in=DEMO_PARAMETERS))
     wanted = {pk: {p.pk for p in parameters} for pk in devices}
-    resolutions = delivery.selection_resolutions(devices=devices, parameters=wanted)
+    resolutions = services.selection_resolutions(devices=devices, parameters=wanted)
     with transaction.atomic():
         link = link_get_or_create(platform="dexma", name=f"{account.dep_id}/{remote.pk}",
                                   deployment=deployment)
-        link.cursor = delivery.live_start_seq()
+        link.cursor = services.live_start_seq()
         link.save(update_fields=["cursor"])
         datasource = DexmaDatasource.objects.create(
             installation=installation, deployment=deployment, name=remote.name,
@@ -57,7 +57,7 @@ def demo_datasource_setup(*, deployment: Deployment, write: Callable[[str], None
                 resolutions=resolutions.get(device_id, {}))
             chosen.parameters.set(parameters)
     end = timezone.now()
-    backfill = delivery.backfill_start(datasource=datasource,
+    backfill = services.backfill_start(datasource=datasource,
                                        date_from=end - dt.timedelta(days=8), date_to=end)
     backfill_run.delay(backfill.pk)
     write(f"  datasource {DEMO_KEY} → sandbox IS3 ({len(devices)} meters; backfill "

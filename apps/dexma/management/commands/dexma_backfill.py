@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.progress import progress_bar
-from apps.dexma import delivery
+from apps.dexma import services
 from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource
 
@@ -66,7 +66,7 @@ class Command(BaseCommand):
                          else dt.date.fromisoformat(date_from))
                 start = dt.datetime.combine(first, dt.time(), tzinfo=zone)
                 end = dt.datetime.combine(last, dt.time(), tzinfo=zone)
-                backfill = delivery.backfill_start(datasource=found, date_from=start,
+                backfill = services.backfill_start(datasource=found, date_from=start,
                                                    date_to=end)
             except (ValueError, Is3MappingError) as exc:
                 raise CommandError(str(exc)) from exc
@@ -85,7 +85,7 @@ class Command(BaseCommand):
             bar.update(current.values_sent - bar.n)
 
         try:
-            backfill = delivery.backfill_run(backfill=backfill, progress=show)
+            backfill = services.backfill_run(backfill=backfill, progress=show)
         finally:
             if bar is not None:
                 bar.close()
@@ -97,7 +97,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Done: {backfill.values_sent:,} values in {backfill.batches} batches."))
         if not no_verify:
-            result = delivery.datasource_verify(datasource=backfill.datasource,
+            result = services.datasource_verify(datasource=backfill.datasource,
                                                 date_from=backfill.date_from,
                                                 date_to=backfill.date_to)
             self.stdout.write(f"Verification: {result.summary}")

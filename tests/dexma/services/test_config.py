@@ -6,9 +6,9 @@ import pytest
 
 from apps.core.models import Device, Parameter
 from apps.dexma import services
-from apps.dexma.delivery import selection_resolutions
 from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import SelectedDevice
+from apps.dexma.services import selection_resolutions
 
 from .helpers import START, datasource_with, ingest, quarter_hours
 

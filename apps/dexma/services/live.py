@@ -12,9 +12,9 @@ from apps.core.models import DeliveryLink, Reading
 from apps.core.selectors import readings_of_pairs, readings_seq_upto
 from apps.core.services import batch_enqueue, link_planned_seq, outbox_dispatch
 from apps.dexma.client import Is3Client
-from apps.dexma.delivery.batches import Is3Sender, channels_of
 from apps.dexma.mapping import MAX_VALUES
 from apps.dexma.models import DexmaDatasource
+from apps.dexma.services.batches import Is3Sender, channels_of
 
 
 @dataclass(slots=True)

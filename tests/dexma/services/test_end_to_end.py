@@ -6,10 +6,10 @@ import pytest
 
 from apps.core.models import OutboundBatch
 from apps.core.services import outbox_dispatch
-from apps.dexma import delivery
+from apps.dexma import services
 from apps.dexma.client import Is3Client
-from apps.dexma.delivery import backfill as backfill_module
 from apps.dexma.models import Backfill
+from apps.dexma.services import backfill as backfill_module
 from apps.sandbox.dexma.models import (
     AppToken,
     Is3Stats,
@@ -50,7 +50,7 @@ def meters(deployment, make_device):
 
 
 def backfill_of(datasource):
-    return delivery.backfill_start(datasource=datasource, date_from=MADRID_MIDNIGHT,
+    return services.backfill_start(datasource=datasource, date_from=MADRID_MIDNIGHT,
                                    date_to=MADRID_MIDNIGHT + dt.timedelta(days=3))
 
 
@@ -60,8 +60,8 @@ def test_backfill_across_the_dst_change_arrives_complete_and_verifies(
     datasource = datasource_with(installation, meters, ["active_energy_delta"],
                                  platform_id=remote.pk)
 
-    backfill = delivery.backfill_run(backfill=backfill_of(datasource))
-    result = delivery.datasource_verify(datasource=datasource, date_from=backfill.date_from,
+    backfill = services.backfill_run(backfill=backfill_of(datasource))
+    result = services.datasource_verify(datasource=datasource, date_from=backfill.date_from,
                                         date_to=backfill.date_to)
 
     assert backfill.state == Backfill.State.DONE and backfill.values_sent == 368
@@ -84,9 +84,9 @@ def test_verification_catches_intervals_the_platform_discarded(
     datasource = datasource_with(installation, [meter], ["active_energy_delta"],
                                  platform_id=remote.pk, zone="UTC")
 
-    backfill = delivery.backfill_run(backfill=delivery.backfill_start(
+    backfill = services.backfill_run(backfill=services.backfill_start(
         datasource=datasource, date_from=days[0], date_to=days[-1] + dt.timedelta(days=1)))
-    result = delivery.datasource_verify(datasource=datasource, date_from=backfill.date_from,
+    result = services.datasource_verify(datasource=datasource, date_from=backfill.date_from,
                                         date_to=backfill.date_to)
 
     assert backfill.state == Backfill.State.DONE  # IS3 said OK to every batch...
@@ -102,12 +102,12 @@ def test_backfill_resumes_after_a_crash_without_resending_acknowledged_batches(
     datasource = datasource_with(installation, meters, ["active_energy_delta"],
                                  platform_id=remote.pk)
     backfill = backfill_of(datasource)
-    delivery.backfill_plan(backfill=backfill)
+    services.backfill_plan(backfill=backfill)
     with Is3Client() as client:  # two batches go out, then the process dies
-        outbox_dispatch(send=delivery.Is3Sender(datasource=datasource, client=client),
+        outbox_dispatch(send=services.Is3Sender(datasource=datasource, client=client),
                         link=datasource.link, limit=2)
 
-    backfill = delivery.backfill_run(backfill=Backfill.objects.get(pk=backfill.pk))
+    backfill = services.backfill_run(backfill=Backfill.objects.get(pk=backfill.pk))
 
     stats = Is3Stats.objects.get(datasource=remote)
     assert backfill.state == Backfill.State.DONE and backfill.batches == 4
@@ -144,7 +144,7 @@ def test_live_delivery_reaches_the_sandbox_platform(platform, installation, mete
     datasource = datasource_with(installation, meters, ["active_energy_delta"],
                                  platform_id=remote.pk)
 
-    result = delivery.datasource_deliver(datasource=datasource)
+    result = services.datasource_deliver(datasource=datasource)
 
     assert result.sent == 1 and result.values_sent == 368
     assert Is3Stats.objects.get(datasource=remote).stored == 368
@@ -163,12 +163,12 @@ def test_hourly_values_after_quarter_hours_are_quarantined_not_lost_at_the_platf
     ingest(deployment, meter, "active_energy_delta",
            [start + dt.timedelta(minutes=15 * i) for i in range(8)],
            period=dt.timedelta(minutes=15))
-    delivery.datasource_deliver(datasource=datasource)
+    services.datasource_deliver(datasource=datasource)
     ingest(deployment, meter, "active_energy_delta",
            [start + dt.timedelta(hours=3 + i) for i in range(5)], value=4.0,
            period=dt.timedelta(hours=1))
 
-    delivery.datasource_deliver(datasource=datasource)
+    services.datasource_deliver(datasource=datasource)
 
     held = Is3Value.objects.filter(series__datasource=remote).count()
     quarantined = Quarantine.objects.filter(source=f"dexma:datasource:{datasource.key}").count()

@@ -14,10 +14,10 @@ from apps.core.models import OutboundBatch, Reading
 from apps.core.selectors import pairs_q
 from apps.core.services import batch_enqueue, outbox_dispatch
 from apps.dexma.client import Is3Client
-from apps.dexma.delivery.batches import PLATFORM, Is3Sender, State, channels_of
-from apps.dexma.delivery.live import live_start_seq
 from apps.dexma.mapping import MAX_VALUES, Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource
+from apps.dexma.services.batches import PLATFORM, Is3Sender, State, channels_of
+from apps.dexma.services.live import live_start_seq
 
 
 def backfill_start(*, datasource: DexmaDatasource, date_from: dt.datetime,

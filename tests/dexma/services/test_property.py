@@ -37,11 +37,11 @@ from apps.core.models import (
     Reading,
 )
 from apps.core.services import ReadingIn, link_get_or_create, readings_ingest
-from apps.dexma import delivery
+from apps.dexma import services
 from apps.dexma.client import Is3Client
-from apps.dexma.delivery import live as dexma_live
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
 from apps.dexma.selectors import datasource_accounts
+from apps.dexma.services import live as dexma_live
 from apps.sandbox.dexma.models import Is3Stats, Is3Value, PlatformDatasource, PlatformDeployment
 from tests.sandbox.forwarding import FAULTS, Forwarder, WorkerKilled, property_settings
 
@@ -160,7 +160,7 @@ def _settle(datasource, clock):
         datasource.refresh_from_db()
         try:
             with Is3Client(max_retries=0) as client:
-                result = delivery.datasource_deliver(datasource=datasource, client=client,
+                result = services.datasource_deliver(datasource=datasource, client=client,
                                                      now=clock[0])
         except WorkerKilled:
             continue

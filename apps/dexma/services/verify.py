@@ -11,8 +11,8 @@ from django.utils import timezone
 from apps.core.http import HubHTTPError
 from apps.core.models import Reading
 from apps.dexma.client import DexmaClient, describe_error
-from apps.dexma.delivery.batches import Converter, channels_of, zone_of
 from apps.dexma.models import Backfill, DexmaDatasource
+from apps.dexma.services.batches import Converter, channels_of, zone_of
 
 # Not public: APIv3 parameter keys by base code (the seed's example is EACTIVE).
 READBACK_KEYS = {402: "EACTIVE"}

@@ -9,7 +9,7 @@ from django.db.models import Max
 
 from apps.core.models import OutboundBatch, Quarantine, Reading
 from apps.core.services import batches_claim
-from apps.dexma import delivery
+from apps.dexma import services
 from apps.dexma.client import Is3Client
 
 from .helpers import INSERT, START, datasource_with, ingest, quarter_hours
@@ -44,7 +44,7 @@ def values_of(body):
 def deliver(datasource, **kwargs):
     datasource.refresh_from_db()
     with Is3Client(max_retries=0) as client:
-        return delivery.datasource_deliver(datasource=datasource, client=client, **kwargs)
+        return services.datasource_deliver(datasource=datasource, client=client, **kwargs)
 
 
 @responses.activate
@@ -141,12 +141,12 @@ def test_datasource_disabled_between_batching_and_sending_receives_nothing(
         deployment, main, datasource):
     responses.post(INSERT, body="OK")
     ingest(deployment, main, "active_power", quarter_hours(START, 2))
-    assert delivery.datasource_plan(datasource=datasource) == 1
+    assert services.datasource_plan(datasource=datasource) == 1
     stale = type(datasource).objects.select_related("link").get(pk=datasource.pk)
     type(datasource).objects.filter(pk=datasource.pk).update(enabled=False)
 
     with Is3Client(max_retries=0) as client:  # the copy loaded before still says enabled
-        result = delivery.datasource_deliver(datasource=stale, client=client)
+        result = services.datasource_deliver(datasource=stale, client=client)
 
     assert len(responses.calls) == 0 and result.sent == 0
     batch = OutboundBatch.objects.get(link=datasource.link)
@@ -186,12 +186,12 @@ def test_worker_killed_after_sending_and_before_recording_resends_only_that_batc
         deployment, main, datasource):
     responses.post(INSERT, body="OK")
     ingest(deployment, main, "active_power", quarter_hours(START, 2))
-    delivery.datasource_plan(datasource=datasource)
+    services.datasource_plan(datasource=datasource)
     ingest(deployment, main, "active_power", quarter_hours(START + dt.timedelta(hours=1), 2))
-    delivery.datasource_plan(datasource=datasource)
+    services.datasource_plan(datasource=datasource)
     first = batches_claim(link=datasource.link)[0]
     with Is3Client(max_retries=0) as client:
-        delivery.Is3Sender(datasource=datasource, client=client)(first)
+        services.Is3Sender(datasource=datasource, client=client)(first)
     # ... and the worker dies here: no outcome recorded.
 
     later = first.next_attempt_at + dt.timedelta(seconds=1)  # the claim has lapsed
@@ -211,7 +211,7 @@ def test_worker_killed_after_sending_and_before_recording_resends_only_that_batc
 def test_reading_changed_after_planning_goes_in_a_later_batch(deployment, main, datasource):
     responses.post(INSERT, body="OK")
     ingest(deployment, main, "active_power", [START], value=1.0)
-    delivery.datasource_plan(datasource=datasource)
+    services.datasource_plan(datasource=datasource)
     ingest(deployment, main, "active_power", [START], value=2.0)  # overwritten: new seq
 
     deliver(datasource)

@@ -1,15 +1,14 @@
-"""Writes of the DEXMA Market App: installation, datasource lifecycle, consent, reconcile.
+"""DEXMA datasource lifecycle: create, push, update, forget, delete, disable.
 
-Every platform call goes through `DexmaClient`; local state is kept so that delivery never
-has to ask the platform before inserting (that would exhaust the rate budget).
+Local state is kept so that delivery never has to ask the platform before inserting (that
+would exhaust the rate budget).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -20,118 +19,17 @@ from django.utils.text import slugify
 from apps.core.http import HubHTTPError
 from apps.core.models import Datasource, DeliveryLink, Deployment, Device, Parameter
 from apps.core.services import link_get_or_create
-from apps.dexma.client import DexmaClient, access_token_create, describe_error
-from apps.dexma.delivery import live_start_seq, selection_resolutions
+from apps.dexma.client import DexmaClient, describe_error
 from apps.dexma.mapping import Is3MappingError
-from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice, token_digest
+from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.dexma.services.batches import selection_resolutions
+from apps.dexma.services.errors import DexmaError, PlatformCallError
+from apps.dexma.services.installations import ClientFactory, client_for
+from apps.dexma.services.live import live_start_seq
 
 logger = logging.getLogger(__name__)
 
 PLATFORM = "dexma"
-ClientFactory = Callable[[Installation], DexmaClient]
-
-
-class DexmaError(Exception):
-    """A lifecycle step failed; the message is fit to show the user."""
-
-
-class InstallError(DexmaError):
-    pass
-
-
-class PlatformCallError(DexmaError):
-    """The platform refused or failed a call; nothing was kept locally.
-
-    Carries the failed call's `transient` and `retry_after` (see `HubHTTPError`).
-    """
-
-    def __init__(self, message: str, *, transient: bool = False,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.transient, self.retry_after = transient, retry_after
-
-    @classmethod
-    def of(cls, exc: HubHTTPError, message: str | None = None) -> PlatformCallError:
-        return cls(describe_error(exc) if message is None else message,
-                   transient=exc.transient, retry_after=exc.retry_after)
-
-
-class TokenMissing(DexmaError):
-    pass
-
-
-class TokenInvalid(DexmaError):
-    pass
-
-
-def client_for(installation: Installation, **kwargs) -> DexmaClient:
-    return DexmaClient(installation.token, **kwargs)
-
-
-# --- installation ------------------------------------------------------------------------
-
-
-def _deployment_for(dep_id: str) -> Deployment:
-    """The hub deployment a DEXMA account maps to: the one whose slug is the account id
-    (ops can re-point it in the admin), or a new, empty one."""
-    slug = slugify(dep_id)[:64] or "dexma"
-    deployment, _ = Deployment.objects.get_or_create(slug=slug, defaults={"name": dep_id[:200]})
-    return deployment
-
-
-def installation_install(*, dep_id: str, temp_token: str) -> Installation:
-    """The handshake: trade `temp_token` for the permanent token and store it (encrypted).
-
-    A reinstall replaces the old token. A platform failure stores nothing.
-    """
-    try:
-        token = access_token_create(
-            app_id=settings.DEXMA_APP_ID, secret=settings.DEXMA_APP_SECRET, temp_token=temp_token
-        )
-    except HubHTTPError as exc:
-        raise InstallError(describe_error(exc)) from exc
-    with transaction.atomic():
-        installation = Installation.objects.select_for_update().filter(dep_id=dep_id).first()
-        if installation is None:
-            installation = Installation(dep_id=dep_id, deployment=_deployment_for(dep_id))
-        else:
-            installation.reinstalled_at = timezone.now()
-        installation.set_token(token)
-        installation.last_error = ""
-        installation.save()
-    logger.info("DEXMA app installed for deployment %s", dep_id)
-    return installation
-
-
-def installation_uninstall(*, installation: Installation) -> None:
-    """Forget the token and every local trace of the account: datasources, device choices,
-    delivery links with their cursors and batches. The hub's readings stay."""
-    with transaction.atomic():
-        link_ids = list(
-            installation.datasources.exclude(link=None).values_list("link_id", flat=True)
-        )
-        installation.delete()
-        DeliveryLink.objects.filter(pk__in=link_ids).delete()
-    logger.info("DEXMA app uninstalled for deployment %s", installation.dep_id)
-
-
-def installation_authenticate(*, dep_token: str | None) -> Installation:
-    """The installation a platform call is for, from its `dep_token`.
-
-    The digest finds the candidate; the stored token is then compared in constant time.
-    """
-    if not dep_token:
-        raise TokenMissing("dep_token is required")
-    candidate = Installation.objects.select_related("deployment").filter(
-        token_digest=token_digest(dep_token)
-    ).first()
-    stored = candidate.token if candidate is not None else secrets.token_hex(16)
-    if not hmac.compare_digest(stored.encode(), dep_token.encode()) or candidate is None:
-        raise TokenInvalid("dep_token does not match an installation")
-    return candidate
-
-
-# --- datasources -------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -361,85 +259,6 @@ def datasource_disable(
                              client_factory=client_factory)
 
 
-# --- consent lifecycle and reconcile ---------------------------------------------------------
-
-
-@dataclass(slots=True)
-class SyncReport:
-    pushed: int = 0
-    failed: int = 0
-    missing: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def consents_apply(
-    *, deployment: Deployment | None = None, client_factory: ClientFactory = client_for
-) -> SyncReport:
-    """DISABLE on the platform the DEXMA datasources carrying a device whose hub datasource's
-    consent expired or was revoked; ENABLE them again once every consent is renewed."""
-    report = SyncReport()
-    queryset = DexmaDatasource.objects.exclude(platform_id=None).select_related("installation")
-    if deployment is not None:
-        queryset = queryset.filter(deployment=deployment)
-    for datasource in queryset:
-        lapsed = _consent_lapsed(device_ids=datasource.selections.values_list("device_id",
-                                                                               flat=True))
-        if lapsed != datasource.consent_suspended:
-            datasource.consent_suspended = lapsed
-            datasource.save(update_fields=["consent_suspended", "updated_at"])
-        # A failed push leaves the statuses apart, so the next run tries again.
-        if datasource.platform_status in (
-            datasource.wanted_status, DexmaDatasource.PlatformStatus.MISSING
-        ):
-            continue
-        try:
-            datasource_push(datasource=datasource, client_factory=client_factory)
-            report.pushed += 1
-        except PlatformCallError as exc:
-            report.failed += 1
-            report.errors.append(f"{datasource}: {exc}")
-    return report
-
-
-def installation_reconcile(
-    *, installation: Installation, client_factory: ClientFactory = client_for
-) -> SyncReport:
-    """Bring local state in line with the platform: one paged list call, then a push for
-    every datasource whose platform status differs from what the hub wants."""
-    report = SyncReport()
-    now = timezone.now()
-    with client_factory(installation) as client:
-        try:
-            remote = {ds.id: ds for ds in client.datasources_list()}
-        except HubHTTPError as exc:
-            installation.last_error = describe_error(exc)
-            installation.save(update_fields=["last_error"])
-            raise PlatformCallError.of(exc, installation.last_error) from exc
-    for datasource in installation.datasources.exclude(platform_id=None):
-        found = remote.get(datasource.platform_id)
-        if found is None:
-            # Deleted on the platform without telling us: keep the record for ops to see.
-            datasource.platform_status = DexmaDatasource.PlatformStatus.MISSING
-            datasource.last_error = "not found on the platform during reconcile"
-            datasource.last_sync_at = now
-            datasource.save()
-            report.missing += 1
-            continue
-        datasource.platform_status = found.status or datasource.platform_status
-        datasource.key = found.key or datasource.key
-        datasource.last_sync_at = now
-        datasource.save()
-        if found.status != datasource.wanted_status or found.name != datasource.name:
-            try:
-                datasource_push(datasource=datasource, client_factory=client_factory)
-                report.pushed += 1
-            except PlatformCallError as exc:
-                report.failed += 1
-                report.errors.append(f"{datasource}: {exc}")
-    installation.last_sync_at = now
-    installation.last_error = "; ".join(report.errors)[:2000]
-    installation.save(update_fields=["last_sync_at", "last_error"])
-    return report
 
 
 def selection_from_form(data: Mapping[str, list[str]]) -> Selection:
