@@ -27,8 +27,8 @@ class CountingCache:
             self.sets += 1
             return real_set(*args, **kwargs)
 
-        monkeypatch.setattr("apps.core.http.cache.get", get)
-        monkeypatch.setattr("apps.core.http.cache.set", set_)
+        monkeypatch.setattr("apps.core.http.budgets.cache.get", get)
+        monkeypatch.setattr("apps.core.http.budgets.cache.set", set_)
 
 
 def headers(remaining: int, reset: int = 60) -> dict[str, str]:

@@ -1,0 +1,57 @@
+"""HTTP client base for platform integrations.
+
+Every integration's ``client.py`` builds on :class:`ApiClient`: timeouts, retries with backoff
+and jitter, ``Retry-After``, a rate-limit budget shared by all workers through Django's cache,
+and auth strategies (API key, basic, bearer, OAuth2 client credentials and password grant).
+Callers import from here: `errors` (HubHTTPError and its kinds, ``Retry-After``), `budgets`
+(RateLimitBudget), `auth` (the strategies), `client` (ApiClient, response_json).
+"""
+
+from apps.core.http.auth import (
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    ClientCredentialsAuth,
+    OAuth2Auth,
+    OAuthToken,
+    PasswordGrantAuth,
+    Sleep,
+)
+from apps.core.http.budgets import Clock, RateLimitBudget
+from apps.core.http.client import ApiClient, backoff_delay, response_json
+from apps.core.http.errors import (
+    NETWORK_ERRORS,
+    RETRY_AFTER_MAX,
+    HubHTTPError,
+    PermanentError,
+    TransientError,
+    error_for_response,
+    parse_retry_after,
+    redact_url,
+)
+
+__all__ = [
+    "NETWORK_ERRORS",
+    "RETRY_AFTER_MAX",
+    "ApiClient",
+    "ApiKeyAuth",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "ClientCredentialsAuth",
+    "Clock",
+    "HubHTTPError",
+    "OAuth2Auth",
+    "OAuthToken",
+    "PasswordGrantAuth",
+    "PermanentError",
+    "RateLimitBudget",
+    "Sleep",
+    "TransientError",
+    "backoff_delay",
+    "error_for_response",
+    "parse_retry_after",
+    "redact_url",
+    "response_json",
+]
