@@ -24,7 +24,7 @@ from apps.pull.models import Connection, Endpoint
 from apps.pull.services import connection_setup, connection_sync
 from apps.wattics.client import PostResult, WatticsClient
 
-FUZZ = settings(max_examples=150, deadline=None, database=None,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 DB_FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                    suppress_health_check=list(HealthCheck))
