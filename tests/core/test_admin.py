@@ -377,6 +377,42 @@ def test_index_opens_with_the_overview(admin_client, world):
     assert (counts.deployments, counts.devices, counts.open_quarantine) == (1, 1, 1)
 
 
+def test_overview_counts_a_young_table_exactly_whatever_its_statistics_say(
+        admin_client, deployment, make_device, monkeypatch):
+    # A fresh database has no ANALYZE yet: the statistics say 0 while readings are there.
+    monkeypatch.setattr(selectors, "table_rows_estimate", lambda *, model: 0)
+    make_device(deployment, "meter-1")
+    _ingest(deployment, *(ReadingIn("meter-1", "active_energy", T0 + dt.timedelta(hours=h), h)
+                          for h in range(3)))
+    response = admin_client.get(reverse("admin:index"))
+    counts = response.context["counts"]
+    assert (counts.readings, counts.readings_estimated) == (3, False)
+    assert "≈" not in response.content.decode()
+
+
+def test_overview_estimates_a_big_table_from_its_statistics(admin_client, deployment,
+                                                           make_device, monkeypatch):
+    monkeypatch.setattr(selectors, "EXACT_COUNT_UP_TO", 2)
+    monkeypatch.setattr(selectors, "table_rows_estimate", lambda *, model: 123_456_789)
+    make_device(deployment, "meter-1")
+    _ingest(deployment, *(ReadingIn("meter-1", "active_energy", T0 + dt.timedelta(hours=h), h)
+                          for h in range(3)))
+    response = admin_client.get(reverse("admin:index"))
+    assert (response.context["counts"].readings, response.context["counts"].readings_estimated
+            ) == (123_456_789, True)
+    assert "≈&#8239;123,456,789" in response.content.decode()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's statistics")
+def test_table_statistics_give_the_row_count_after_analyze(deployment, make_device):
+    make_device(deployment, "meter-1")
+    _ingest(deployment, *(ReadingIn("meter-1", "active_energy", T0 + dt.timedelta(hours=h), h)
+                          for h in range(5)))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Reading._meta.db_table}")
+    assert selectors.table_rows_estimate(model=Reading) == 5
+
+
 def test_index_has_no_inline_script(admin_client, world):
     html = admin_client.get(reverse("admin:index")).content.decode()
     for tag in re.findall(r"<script\b[^>]*>", html):
