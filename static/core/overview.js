@@ -87,7 +87,7 @@
       var title = el("title", {}, group);
       title.textContent = dayTitle.format(parseDay(d.day)) + ": " +
         numberFormat.format(d.accepted) + " accepted, " +
-        numberFormat.format(d.quarantined) + " quarantined";
+        numberFormat.format(d.quarantined) + " rejected at ingest";
       // The whole column answers to the pointer, even on a day without readings.
       el("rect", { x: MARGIN.left + i * band, y: MARGIN.top, width: band, height: plotH,
                    fill: "transparent" }, group);
@@ -123,14 +123,16 @@
 
     var legend = document.createElement("ul");
     legend.className = "legend";
-    [["accepted", totalAccepted], ["quarantined", totalQuarantined]].forEach(function (item) {
+    // "Rejected at ingest", not "quarantined": the quarantine also holds what platforms
+    // refused and what pulls could not map, which the figure above the chart counts.
+    [["accepted", "Accepted", totalAccepted],
+     ["quarantined", "Rejected at ingest", totalQuarantined]].forEach(function (item) {
       var li = document.createElement("li");
       var swatch = document.createElement("span");
       swatch.className = "swatch swatch-" + item[0];
       li.appendChild(swatch);
       li.appendChild(document.createTextNode(
-        item[0].charAt(0).toUpperCase() + item[0].slice(1) + ": " +
-        numberFormat.format(item[1]) + " in " + days.length + " days"));
+        item[1] + ": " + numberFormat.format(item[2]) + " in " + days.length + " days"));
       legend.appendChild(li);
     });
     container.appendChild(legend);
