@@ -117,3 +117,27 @@ def test_the_report_status_reads_in_spanish(lpc, customer, settings):
     with translation.override("es"):
         assert report_status(report).startswith("Enviado a Volue el 3 de marzo de 2026")
         assert str(EnergyReport.State.QUEUED.label) == "Completo, entregado al envío"
+
+
+def test_catch_up_now_runs_the_scheduled_job_and_plans_reports(admin_client, platform,
+                                                                monkeypatch):
+    from apps.core.models import Run
+    from apps.volue import tasks
+    from apps.volue.models import WebhookSubscription
+    from tests.volue.conftest import API
+
+    planned = []
+    monkeypatch.setattr(tasks.reports_plan, "delay", lambda: planned.append(True))
+    platform.get(f"{API}/events", json={"pagination": {"totalRecords": 1, "pageSize": 100,
+                                                       "currentPage": 1}, "events": [{
+        "id": "e-9", "createdAt": "2026-03-03T10:00:00Z",
+        "payload": {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T10:00:00Z",
+                    "addedUsers": [], "removedUsers": []}}]})
+    subscription = WebhookSubscription.objects.create(name="hub", url="https://hub.test/v")
+
+    response = admin_client.post("/admin/volue/webhooksubscription/", {
+        "action": "catch_up_now", "_selected_action": [subscription.pk]}, follow=True)
+
+    assert "1 new of 1 events read; reports are being planned" in response.content.decode()
+    assert planned == [True]
+    assert Run.objects.get(kind="volue.catch_up").status == "succeeded"
