@@ -7,6 +7,7 @@ DeliveryLink holding the delivery cursor); delivery itself lives elsewhere.
 """
 
 import hashlib
+import zoneinfo
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -186,7 +187,15 @@ class Backfill(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"backfill {self.date_from:%Y-%m-%d} to {self.date_to:%Y-%m-%d} of {self.datasource}"
+        # In the datasource's own zone, to the minute: a Madrid month starts at 22:00 or
+        # 23:00 UTC the day before, so UTC dates would name the wrong first day.
+        try:
+            zone = zoneinfo.ZoneInfo(self.datasource.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = zoneinfo.ZoneInfo("UTC")
+        start, end = (moment.astimezone(zone) for moment in (self.date_from, self.date_to))
+        return (f"backfill {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} ({zone.key}) "
+                f"of {self.datasource}")
 
     @property
     def progress(self) -> str:

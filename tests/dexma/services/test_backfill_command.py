@@ -70,6 +70,9 @@ def test_days_counts_back_from_to(sending):
     madrid = ZoneInfo("Europe/Madrid")
     assert (backfill.date_from, backfill.date_to) == (
         dt.datetime(2026, 6, 1, tzinfo=madrid), dt.datetime(2026, 6, 2, tzinfo=madrid))
+    # Named in the datasource's zone: in UTC it would start on 2026-05-31.
+    assert str(backfill).startswith(
+        "backfill 2026-06-01 00:00 to 2026-06-02 00:00 (Europe/Madrid) of ")
     assert Is3Stats.objects.get(datasource=remote).stored == 96
 
 
