@@ -356,40 +356,45 @@ class Hub:
             return
         self.manage("collectstatic", "--noinput", "-v0")
 
-    def start_web(self) -> None:
+    def start_web(self, name: str = "web", port: int | None = None) -> str:
         """gunicorn as the Procfile runs it (config/gunicorn.conf.py: gevent workers, access
-        log), on this hub's port with `web_workers` workers."""
-        self._spawn("web", [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                            "-b", f"127.0.0.1:{self.web_port}",
-                            "-w", str(self.web_workers), "--graceful-timeout", "5"])
-        self.wait_for(self._web_up, 60, "gunicorn to answer /healthz")
+        log), with `web_workers` workers, on this hub's port (or `port`: a second web
+        process of the same hub); its base URL."""
+        port = port or self.web_port
+        self._spawn(name, [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                           "-b", f"127.0.0.1:{port}",
+                           "-w", str(self.web_workers), "--graceful-timeout", "5"])
+        self.wait_for(lambda: self._web_up(name, port), 60, f"{name} to answer /healthz")
+        return f"http://127.0.0.1:{port}"
 
-    def _web_up(self) -> bool:
-        if self.procs["web"].poll() is not None:
-            raise HubError(f"gunicorn exited:\n{self.log_tail('web')}")
+    def _web_up(self, name: str = "web", port: int | None = None) -> bool:
+        if self.procs[name].poll() is not None:
+            raise HubError(f"gunicorn exited:\n{self.log_tail(name)}")
         try:
-            return requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
+            return requests.get(f"http://127.0.0.1:{port or self.web_port}/healthz",
+                                timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
-    def start_worker(self, app: str = "config", *options: str) -> None:
-        """Start the Celery worker of `app` (the hub's by default), with extra `options`."""
-        self._spawn("worker", [PYTHON, "-m", "celery", "-A", app, "worker", "-l", "info",
-                               "-c", str(self.worker_concurrency), "-n",
-                               f"faults-{self.web_port}@%h", "--without-gossip",
-                               "--without-mingle", *options])
-        self.wait_for(lambda: self._log_has("worker", " ready."), 60,
-                      "the Celery worker to report ready")
+    def start_worker(self, app: str = "config", *options: str, name: str = "worker") -> None:
+        """Start a Celery worker of `app` (the hub's by default), with extra `options` (say
+        `-Q dexma`); `name` tells several workers of one hub apart."""
+        self._spawn(name, [PYTHON, "-m", "celery", "-A", app, "worker", "-l", "info",
+                           "-c", str(self.worker_concurrency), "-n",
+                           f"faults-{name}-{self.web_port}@%h", "--without-gossip",
+                           "--without-mingle", *options])
+        self.wait_for(lambda: self._log_has(name, " ready."), 60,
+                      f"the Celery worker {name} to report ready")
 
     def start_beat(self) -> None:
         self._spawn("beat", [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "info",
                              "-s", str(self.var_dir / "celerybeat-schedule")])
 
-    def kill_worker(self, sig: int = signal.SIGKILL) -> None:
+    def kill_worker(self, sig: int = signal.SIGKILL, name: str = "worker") -> None:
         """Signal the worker's main process and its pool children at once (SIGKILL: as
         when the machine loses the process, no task is acknowledged or cleaned up)."""
-        self.kill("worker", sig)
-        self._stop("worker")
+        self.kill(name, sig)
+        self._stop(name)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal one process this harness started, and its children, and wait for it."""
