@@ -324,8 +324,12 @@ def _series_filter(view: PartnerApiView, deployment: Deployment) -> selectors.Se
     span = date_range(params, tz=deployment.timezone)
     meters = tuple(m for raw in params.getlist("meter") for m in raw.split(",") if m)
     since = view.updated_since(deployment)
+    parameter = params.get("parameter")
+    if parameter == "":
+        raise ApiError("parameter is empty; give a parameter key or leave it out",
+                       code="invalid", fields={"parameter": ["empty"]})
     return selectors.SeriesFilter(
-        meters=meters, parameter=params.get("parameter") or None, start=span.start,
+        meters=meters, parameter=parameter, start=span.start,
         end=span.end,
         after_seq=selectors.seq_floor(deployment=deployment, updated_since=since)
         if since else None)

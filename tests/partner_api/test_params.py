@@ -192,3 +192,9 @@ def test_the_last_page_number_is_short_and_has_no_next(api, deployment,
     body = api.get("/api/v1/usage/", {"page": 2, "page_size": 2}).json()
     assert [r["period_start"] for r in body["results"]] == [(T0 + 2 * QH).isoformat()]
     assert body["next"] is None
+
+
+@pytest.mark.parametrize("path", ["/api/v1/usage/", "/api/v1/readings/"])
+def test_an_empty_parameter_filter_is_refused_not_read_as_every_parameter(api, path):
+    error = error_of(api.get(path, {"parameter": ""}))
+    assert (error["code"], error["fields"]) == ("invalid", {"parameter": ["empty"]}), error
