@@ -112,7 +112,8 @@ def table_rows_estimate(*, model: type[models.Model]) -> int | None:
             "leaves AS (SELECT t.relid FROM root, pg_partition_tree(root.relid) t "
             "WHERE t.isleaf UNION SELECT root.relid FROM root "
             "JOIN pg_class c ON c.oid = root.relid WHERE c.relkind = 'r') "
-            "SELECT count(*), sum(greatest(c.reltuples::bigint, coalesce(s.n_live_tup, 0), 0)) "
+            "SELECT bool_or(true), "
+            "sum(greatest(c.reltuples::bigint, coalesce(s.n_live_tup, 0), 0)) "
             "FROM leaves JOIN pg_class c ON c.oid = leaves.relid "
             "LEFT JOIN pg_stat_user_tables s ON s.relid = leaves.relid",
             [model._meta.db_table],

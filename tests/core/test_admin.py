@@ -403,16 +403,6 @@ def test_overview_estimates_a_big_table_from_its_statistics(admin_client, deploy
     assert "≈&#8239;123,456,789" in response.content.decode()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's statistics")
-def test_table_statistics_give_the_row_count_after_analyze(deployment, make_device):
-    make_device(deployment, "meter-1")
-    _ingest(deployment, *(ReadingIn("meter-1", "active_energy", T0 + dt.timedelta(hours=h), h)
-                          for h in range(5)))
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Reading._meta.db_table}")
-    assert selectors.table_rows_estimate(model=Reading) == 5
-
-
 def test_index_has_no_inline_script(admin_client, world):
     html = admin_client.get(reverse("admin:index")).content.decode()
     for tag in re.findall(r"<script\b[^>]*>", html):
