@@ -17,6 +17,17 @@ AUTH = "https://auth.volue.test/connect/token"
 NOON = dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC)
 
 
+def eligibility_events_page(platform: responses.RequestsMock, event_id: str, *,
+                            added: tuple[str, ...] = (), removed: tuple[str, ...] = ()) -> None:
+    """GET /events answers one page holding one UserEligibility event."""
+    platform.get(f"{API}/events", json={
+        "pagination": {"totalRecords": 1, "pageSize": 100, "currentPage": 1},
+        "events": [{"id": event_id, "createdAt": "2026-03-03T10:00:00Z",
+                    "payload": {"payloadType": "UserEligibility",
+                                "lastUpdated": "2026-03-03T10:00:00Z",
+                                "addedUsers": list(added), "removedUsers": list(removed)}}]})
+
+
 @pytest.fixture
 def fake() -> FakeTime:
     return FakeTime(start=NOON.timestamp())

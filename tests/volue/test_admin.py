@@ -5,11 +5,13 @@ import datetime as dt
 import pytest
 from django.utils import timezone, translation
 
-from apps.core.models import DeliveryLink, OutboundBatch
+from apps.core.models import DeliveryLink, OutboundBatch, Run
+from apps.volue import tasks
 from apps.volue.admin import report_status
-from apps.volue.models import EnergyReport, VolueResource
+from apps.volue.models import EnergyReport, VolueResource, WebhookSubscription
 from apps.volue.schemas import event_parse
 from apps.volue.services import event_record
+from tests.volue.conftest import eligibility_events_page
 
 pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC)
@@ -121,18 +123,9 @@ def test_the_report_status_reads_in_spanish(lpc, customer, settings):
 
 def test_catch_up_now_runs_the_scheduled_job_and_plans_reports(admin_client, platform,
                                                                 monkeypatch):
-    from apps.core.models import Run
-    from apps.volue import tasks
-    from apps.volue.models import WebhookSubscription
-    from tests.volue.conftest import API
-
     planned = []
     monkeypatch.setattr(tasks.reports_plan, "delay", lambda: planned.append(True))
-    platform.get(f"{API}/events", json={"pagination": {"totalRecords": 1, "pageSize": 100,
-                                                       "currentPage": 1}, "events": [{
-        "id": "e-9", "createdAt": "2026-03-03T10:00:00Z",
-        "payload": {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T10:00:00Z",
-                    "addedUsers": [], "removedUsers": []}}]})
+    eligibility_events_page(platform, "e-9")
     subscription = WebhookSubscription.objects.create(name="hub", url="https://hub.test/v")
 
     response = admin_client.post("/admin/volue/webhooksubscription/", {

@@ -4,7 +4,7 @@ import pytest
 
 from apps.core.models import Run
 from apps.volue import tasks
-from tests.volue.conftest import API
+from tests.volue.conftest import API, eligibility_events_page
 
 pytestmark = pytest.mark.django_db
 USER = "hub-acme-acme"
@@ -41,11 +41,7 @@ def test_customer_sync_task_marks_a_refused_meter_as_a_partial_run(platform, cus
 def test_catch_up_task_asks_for_reports_when_it_found_events(platform, monkeypatch):
     planned = []
     monkeypatch.setattr(tasks.reports_plan, "delay", lambda: planned.append(True))
-    platform.get(f"{API}/events", json={"pagination": {"totalRecords": 1, "pageSize": 100,
-                                                       "currentPage": 1}, "events": [{
-        "id": "e-1", "createdAt": "2026-03-03T10:00:00Z",
-        "payload": {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T10:00:00Z",
-                    "addedUsers": [], "removedUsers": []}}]})
+    eligibility_events_page(platform, "e-1")
 
     counts = tasks.events_catch_up()
 
@@ -60,11 +56,7 @@ def test_catch_up_task_queues_a_status_refresh_of_the_customers_an_event_names(
     queued = []
     monkeypatch.setattr(tasks.customer_status_refresh, "delay", queued.append)
     monkeypatch.setattr(tasks.reports_plan, "delay", lambda: None)
-    platform.get(f"{API}/events", json={"pagination": {"totalRecords": 1, "pageSize": 100,
-                                                       "currentPage": 1}, "events": [{
-        "id": "e-1", "createdAt": "2026-03-03T10:00:00Z",
-        "payload": {"payloadType": "UserEligibility", "lastUpdated": "2026-03-03T10:00:00Z",
-                    "addedUsers": [USER], "removedUsers": ["not-ours"]}}]})
+    eligibility_events_page(platform, "e-1", added=(USER,), removed=("not-ours",))
 
     with django_capture_on_commit_callbacks(execute=True):
         tasks.events_catch_up()
