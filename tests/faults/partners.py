@@ -48,10 +48,13 @@ class Pusher(threading.Thread):
     (same Idempotency-Key) until the hub answers 2xx, so the hub's answers are the record of
     what it accepted."""
 
-    def __init__(self, base_url: str, api_key: str, *, start: dt.datetime, every: float = 0.5,
-                 instants_per_batch: int = 2, timeout: float = 30.0, retry_pause: float = 1.0):
+    def __init__(self, base_url: str | tuple[str, ...], api_key: str, *, start: dt.datetime,
+                 every: float = 0.5, instants_per_batch: int = 2, timeout: float = 30.0,
+                 retry_pause: float = 1.0):
         super().__init__(daemon=True)
-        self.url = f"{base_url}/api/v1/readings/"
+        # Several base URLs: batches go to each in turn, as behind a load balancer.
+        bases = (base_url,) if isinstance(base_url, str) else base_url
+        self.urls = [f"{base}/api/v1/readings/" for base in bases]
         self.session = requests.Session()
         self.session.headers["X-API-Key"] = api_key
         self.next_instant = start
@@ -100,10 +103,11 @@ class Pusher(threading.Thread):
         self.log.batches_sent += 1
         self.log.readings_pushed += len(records)
         headers = {"Idempotency-Key": f"faults-{uuid.uuid4().hex}"}
+        url = self.urls[number % len(self.urls)]
         while True:
             began = time.monotonic()
             try:
-                answer = self.session.post(self.url, json={"readings": records},
+                answer = self.session.post(url, json={"readings": records},
                                            headers=headers, timeout=self.timeout)
                 status = answer.status_code
             except requests.RequestException:
