@@ -153,6 +153,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# PostgreSQL keeps core_reading partitioned by month (migration core/0008). The migration
+# copies existing readings in its own transaction up to this many; a larger table is moved
+# with the online procedure in docs/operations.md instead.
+READINGS_PARTITION_COPY_MAX_ROWS = env.int("READINGS_PARTITION_COPY_MAX_ROWS",
+                                           default=10_000_000)
+# `manage.py readings_partitions` (beat: hourly): months created ahead of now, and at most
+# this many readings deleted per run by retention (whole partitions dropped do not count).
+READINGS_PARTITIONS_AHEAD = env.int("READINGS_PARTITIONS_AHEAD", default=3)
+READINGS_RETENTION_MAX_ROWS = env.int("READINGS_RETENTION_MAX_ROWS", default=1_000_000)
+
 # One body-size rule for every endpoint (apps.core.middleware.RequestBodyMiddleware answers
 # 413 with it before anything is read); Django's own form limit is the same number, so a
 # body under it never fails deeper down. A 10,000-reading batch pretty-printed is ~2.7 MB.

@@ -16,6 +16,13 @@ class CoreConfig(AppConfig):
             every_seconds=900,
             description="Marks datasources whose consent passed its expiry as expired.",
         ),
+        Schedule(
+            name="core: readings partitions and retention",
+            task="core.readings_maintain",
+            every_seconds=3600,
+            description="Creates the readings' monthly partitions ahead and removes what "
+            "each deployment's retention lets go (PostgreSQL).",
+        ),
     )
 
     def ready(self) -> None:

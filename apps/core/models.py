@@ -54,6 +54,10 @@ class Deployment(models.Model):
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     is_active = models.BooleanField(default=True)
+    retention_days = models.PositiveIntegerField(
+        blank=True, null=True,
+        help_text="Readings older than this many days leave once every delivery link "
+                  "of the deployment has delivered them. Blank: keep everything.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,6 +16,8 @@ class DexmaConfig(AppConfig):
     label = "dexma"
     verbose_name = "DEXMA (Spacewell Energy)"
 
+    retention_holds = "apps.dexma.retention.holds"
+
     schedules = (
         Schedule(
             name="dexma: reconcile datasources",

@@ -8,6 +8,9 @@ class VolueConfig(AppConfig):
     label = "volue"
     verbose_name = "Volue Energy Coordination"
 
+    retention_holds = "apps.volue.retention.holds"
+    retention_payload_platforms = ("volue",)
+
     schedules = (
         Schedule(name="volue: registrations", task="volue.sync", every_seconds=120,
                  description="Subscribe the webhook; register users, locations, resources."),

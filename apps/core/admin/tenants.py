@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from apps.core.admin.toolkit import (
     ReadOnlyAdmin,
@@ -21,6 +22,7 @@ from apps.core.models import (
     Reading,
     Site,
 )
+from apps.core.services.retention import retention_preview
 
 
 class DatasourceInline(admin.TabularInline):
@@ -55,7 +57,35 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
         # Platforms and URLs know a deployment by its slug: fixed once created.
-        return (*self.readonly_fields, "slug") if obj else self.readonly_fields
+        if obj is None:
+            return self.readonly_fields
+        return (*self.readonly_fields, "slug", "retention_removes")
+
+    @admin.display(description="What retention removes")
+    def retention_removes(self, obj: Deployment) -> str:
+        preview = retention_preview(deployment=obj)
+        if preview.window_days is None:
+            return "Nothing: no retention window, every reading is kept."
+        if not preview.applies:
+            return (f"Window {preview.window_days} days; retention runs on PostgreSQL only, "
+                    "so nothing is removed on this database.")
+        day = "%Y-%m-%d %H:%M"
+        if not preview.past_window:
+            text = format_html("Window {} days: no reading is older than {} yet.",
+                               preview.window_days,
+                               timezone.localtime(preview.window_end).strftime(day))
+        else:
+            text = format_html(
+                "Window {} days: {}{} readings from {} to {} are past it; {} leave at the "
+                "next run ({}).",
+                preview.window_days, "more than " if preview.past_window_capped else "",
+                f"{preview.past_window:,}", timezone.localtime(preview.oldest).strftime(day),
+                timezone.localtime(preview.window_end).strftime(day),
+                f"{preview.removable:,}", preview.next_run)
+        if preview.holding:
+            text = format_html("{}<br>Held back by:<ul>{}</ul>", text, format_html_join(
+                "", "<li>{}</li>", ((line,) for line in preview.holding)))
+        return text
 
     def get_prepopulated_fields(self, request: HttpRequest, obj=None) -> dict:
         return {} if obj else self.prepopulated_fields

@@ -464,9 +464,13 @@ WITH merged AS (
           IS DISTINCT FROM
           (EXCLUDED.period_end, EXCLUDED.value, EXCLUDED.estimated, EXCLUDED.quality,
            EXCLUDED.cost, EXCLUDED.currency)
-    RETURNING (xmax = 0) AS inserted
+    RETURNING r.id > %s AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged
+"""
+# The highest id drawn so far, by any session (the sequence has no per-session cache).
+_ID_WATERMARK_SQL = """
+SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM core_reading_id_seq
 """
 
 
@@ -653,8 +657,17 @@ def _stage(db: BaseDatabaseWrapper, rows: list[tuple]) -> None:
 
 
 def _merge_staged(db: BaseDatabaseWrapper) -> tuple[int, int]:
+    """(inserted, updated) by the merge.
+
+    A partitioned table cannot return `xmax` (PostgreSQL: "cannot retrieve a system column
+    in this context"), so a row counts as inserted when its id is above the highest id
+    drawn before the merge: an updated row keeps its id, and it is older than this merge
+    since only this transaction writes the deployment's readings (the readings lock).
+    """
     with db.cursor() as cursor:
-        cursor.execute(_MERGE_SQL)
+        cursor.execute(_ID_WATERMARK_SQL)
+        (watermark,) = cursor.fetchone()
+        cursor.execute(_MERGE_SQL, [watermark])
         inserted, updated = cursor.fetchone()
     return inserted, updated
 
