@@ -260,3 +260,13 @@ class _Out:
 
     def flush(self) -> None:
         pass
+
+
+def test_ingest_counts_readings_merged_into_gaps_as_new(deployment, make_device):
+    device = make_device(deployment)
+    store(deployment, device, MAY, 1)
+    store(deployment, device, MAY + 10 * dt.timedelta(minutes=15), 1, value=500.0)
+    result = readings_ingest(deployment=deployment, source="test", records=[
+        ReadingIn(device=device.external_id, parameter="voltage",
+                  ts=MAY + i * dt.timedelta(minutes=15), value=230.0 + i) for i in range(11)])
+    assert (result.inserted, result.updated, result.unchanged) == (9, 1, 1)
