@@ -270,3 +270,18 @@ def test_ingest_counts_readings_merged_into_gaps_as_new(deployment, make_device)
         ReadingIn(device=device.external_id, parameter="voltage",
                   ts=MAY + i * dt.timedelta(minutes=15), value=230.0 + i) for i in range(11)])
     assert (result.inserted, result.updated, result.unchanged) == (9, 1, 1)
+
+
+def test_preview_says_when_the_hourly_run_comes(deployment, january):
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    from apps.core.schedules import schedules_setup
+
+    assert retention_preview(deployment=deployment).next_run.startswith("not scheduled")
+    schedules_setup()
+    assert retention_preview(deployment=deployment).next_run == "at the next beat run"
+    ran = timezone.now() - dt.timedelta(minutes=10)
+    PeriodicTask.objects.filter(task="core.readings_maintain").update(last_run_at=ran)
+    due = timezone.localtime(ran + dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    assert retention_preview(deployment=deployment).next_run.startswith(due)
