@@ -24,6 +24,7 @@ from apps.core.http import (
     ApiKeyAuth,
     HubHTTPError,
     PermanentError,
+    RetryPolicy,
     TransientError,
     response_json,
 )
@@ -144,8 +145,8 @@ class ReadingValue:
 def access_token_create(*, app_id: str, secret: str, temp_token: str,
                         base_url: str | None = None) -> str:
     """Installation handshake: trade the temporary token for the permanent one (201)."""
-    with ApiClient(base_url or settings.DEXMA_API_URL, name="dexma", max_retries=1,
-                   timeout=(5, 15)) as client:
+    with ApiClient(base_url or settings.DEXMA_API_URL, name="dexma",
+                   retry=RetryPolicy(max_retries=1), timeout=(5, 15)) as client:
         response = client.post(
             "oauth/access-token",
             params={"app_id": app_id, "secret": secret, "temp_token": temp_token},
@@ -176,8 +177,7 @@ class DexmaClient:
             name="dexma",
             auth=ApiKeyAuth("x-dexcell-token", token),
             budget_key=hashlib.sha256(token.encode()).hexdigest(),
-            max_wait=max_wait,
-            max_retries=max_retries,
+            retry=RetryPolicy(max_retries=max_retries, max_wait=max_wait),
             timeout=timeout,
             headers={"Accept": "application/json"},
             **kwargs,
@@ -288,7 +288,7 @@ class DexmaClient:
 
 def api_reachable(*, timeout: float = 2.0) -> tuple[bool, str]:
     """Whether the APIv3 host answers at all (any HTTP status counts), for /app-status."""
-    with ApiClient(settings.DEXMA_API_URL, name="dexma-probe", max_retries=0,
+    with ApiClient(settings.DEXMA_API_URL, name="dexma-probe", retry=RetryPolicy(max_retries=0),
                    timeout=(timeout, timeout)) as client:
         try:
             response = client.get("ping")
@@ -348,7 +348,7 @@ class Is3Client:
         # The insert URL is the endpoint itself (no trailing slash), not a base for paths.
         self.url = (base_url or settings.DEXMA_INSERT_URL).rstrip("/")
         self.api = ApiClient(self.url, name="dexma-is3",
-                             max_retries=max_retries, timeout=timeout,
+                             retry=RetryPolicy(max_retries=max_retries), timeout=timeout,
                              headers={"Content-Type": "application/json"}, **kwargs)
 
     def close(self) -> None:

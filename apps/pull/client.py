@@ -27,6 +27,7 @@ from apps.core.http import (
     OAuthToken,
     PasswordGrantAuth,
     PermanentError,
+    RetryPolicy,
     redact_url,
     response_json,
 )
@@ -103,9 +104,11 @@ class UpstreamClient:
             name=f"pull:{connection.key}",
             auth=auth,
             timeout=(5, connection.timeout_seconds),
-            max_retries=connection.max_retries,
-            backoff_cap=connection.retry_after_cap_seconds,
-            max_wait=connection.retry_after_cap_seconds,
+            retry=RetryPolicy(
+                max_retries=connection.max_retries,
+                backoff_cap=connection.retry_after_cap_seconds,
+                max_wait=connection.retry_after_cap_seconds,
+            ),
             budget_key=f"{connection.pk}",
             sleep=sleep,
         )

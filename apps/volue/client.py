@@ -9,11 +9,18 @@ of `schemas.py`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 
-from apps.core.http import ApiClient, ClientCredentialsAuth, PermanentError, response_json
+from apps.core.http import (
+    ApiClient,
+    ClientCredentialsAuth,
+    PermanentError,
+    RetryPolicy,
+    response_json,
+)
 from apps.volue.schemas import (
     CompensationIn,
     Enrollment,
@@ -226,7 +233,8 @@ class VolueClient:
 
         Sent once per call: the Partner API cannot look a report up or replace it, so a
         POST that lost its answer is not repeated here (the caller decides)."""
-        answer = self._call("PostReport", "POST", "reports", json=body, retry_unanswered=False)
+        once = replace(self.api.retry, repeat_unanswered=False)
+        answer = self._call("PostReport", "POST", "reports", json=body, retry=once)
         return str(answer.get("id", "")) if isinstance(answer, dict) else ""
 
 
@@ -236,5 +244,7 @@ def volue_client(**api_options: Any) -> VolueClient:
         settings.VOLUE_AUTH_URL, settings.VOLUE_CLIENT_ID, settings.VOLUE_CLIENT_SECRET,
         **{k: api_options[k] for k in ("clock", "sleep") if k in api_options},
     )
-    options = {"max_retries": 2, "backoff_base": 0.5, "max_wait": 30, **api_options}
-    return VolueClient(ApiClient(settings.VOLUE_API_URL, name="volue", auth=auth, **options))
+    retry = {"max_retries": 2, "backoff_base": 0.5, "max_wait": 30}
+    retry.update({k: api_options.pop(k) for k in list(api_options) if k in retry})
+    return VolueClient(ApiClient(settings.VOLUE_API_URL, name="volue", auth=auth,
+                                 retry=RetryPolicy(**retry), **api_options))

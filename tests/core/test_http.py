@@ -25,6 +25,7 @@ from apps.core.http import (
     PasswordGrantAuth,
     PermanentError,
     RateLimitBudget,
+    RetryPolicy,
     TransientError,
     backoff_delay,
     parse_retry_after,
@@ -49,8 +50,12 @@ def mocked() -> Iterator[responses.RequestsMock]:
 
 
 def make_client(fake: FakeTime, **kwargs: Any) -> ApiClient:
+    """`ApiClient` on fake time; `max_retries=`, `max_wait=` … set its `RetryPolicy`."""
     kwargs.setdefault("name", "acme")
-    return ApiClient(BASE, sleep=fake.sleep, clock=fake.clock, rng=lambda: 0.5, **kwargs)
+    fields = RetryPolicy.__dataclass_fields__
+    retry = RetryPolicy(**{k: kwargs.pop(k) for k in list(kwargs) if k in fields})
+    return ApiClient(BASE, sleep=fake.sleep, clock=fake.clock, rng=lambda: 0.5, retry=retry,
+                     **kwargs)
 
 
 def client_credentials(fake: FakeTime, **kwargs: Any) -> ClientCredentialsAuth:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.core import metrics
-from apps.core.http import ApiClient, ClientCredentialsAuth, TransientError
+from apps.core.http import ApiClient, ClientCredentialsAuth, RetryPolicy, TransientError
 from apps.core.models import OutboundBatch
 from apps.core.services import ReadingIn, readings_ingest, run_logged
 from apps.core.services.outbox import Outcome, batch_enqueue, link_get_or_create, outbox_dispatch
@@ -176,7 +176,8 @@ def test_server_errors_count_retries_by_reason_until_the_client_gives_up(client)
     name = unique("plat")
     responses.get(f"{BASE}/meters", status=503)
     with pytest.raises(TransientError):
-        ApiClient(BASE, name=name, max_retries=2, sleep=no_sleep, rng=lambda: 0.0).get("meters")
+        ApiClient(BASE, name=name, retry=RetryPolicy(max_retries=2), sleep=no_sleep,
+                  rng=lambda: 0.0).get("meters")
     samples = scrape(client)
     assert value(samples, "hub_http_retries_total", platform=name, reason="5xx") == 2
     assert value(samples, "hub_http_429_total", platform=name) == 0

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from apps.core.http import PermanentError, TransientError
+from apps.core.http import PermanentError, RetryPolicy, TransientError
 from apps.dexma import services
 from apps.dexma.client import DexmaClient, error_body
 from apps.dexma.models import DexmaDatasource, Installation
@@ -172,7 +172,8 @@ def test_sandbox_answers_429_to_a_client_that_ignores_the_headers(installed):
 
     from apps.core.http import ApiClient, ApiKeyAuth
 
-    with ApiClient(settings.DEXMA_API_URL, name="rude", max_retries=0, max_wait=0,
+    with ApiClient(settings.DEXMA_API_URL, name="rude",
+                   retry=RetryPolicy(max_retries=0, max_wait=0),
                    auth=ApiKeyAuth("x-dexcell-token", installed.token)) as rude:
         rude.get("datasources")
         rude.budget.wait_needed = lambda: 0.0

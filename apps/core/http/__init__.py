@@ -3,6 +3,7 @@
 Every integration's ``client.py`` builds on :class:`ApiClient`: timeouts, retries with backoff
 and jitter, ``Retry-After``, a rate-limit budget shared by all workers through Django's cache,
 and auth strategies (API key, basic, bearer, OAuth2 client credentials and password grant).
+A `RetryPolicy` (`retry`) says which failed requests are sent again, how often and when.
 Callers import from here: `errors` (HubHTTPError and its kinds, ``Retry-After``), `budgets`
 (RateLimitBudget), `auth` (the strategies), `client` (ApiClient, response_json).
 """
@@ -19,7 +20,7 @@ from apps.core.http.auth import (
     Sleep,
 )
 from apps.core.http.budgets import Clock, RateLimitBudget
-from apps.core.http.client import ApiClient, backoff_delay, response_json
+from apps.core.http.client import ApiClient, response_json
 from apps.core.http.errors import (
     NETWORK_ERRORS,
     RETRY_AFTER_MAX,
@@ -30,6 +31,7 @@ from apps.core.http.errors import (
     parse_retry_after,
     redact_url,
 )
+from apps.core.http.retry import RetryPolicy, backoff_delay
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -47,6 +49,7 @@ __all__ = [
     "PasswordGrantAuth",
     "PermanentError",
     "RateLimitBudget",
+    "RetryPolicy",
     "Sleep",
     "TransientError",
     "backoff_delay",

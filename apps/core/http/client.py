@@ -1,5 +1,5 @@
 """The client every integration's ``client.py`` builds on: `ApiClient` (timeouts, retries
-with backoff and jitter, ``Retry-After``, the rate-limit budget, auth) and `response_json`.
+as its `RetryPolicy` says, ``Retry-After``, the rate-limit budget, auth) and `response_json`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from apps.core.http.auth import ApiKeyAuth, Auth, Sleep
 from apps.core.http.budgets import Clock, RateLimitBudget
 from apps.core.http.errors import (
     NETWORK_ERRORS,
+    HubHTTPError,
     PermanentError,
     TransientError,
     _fail,
@@ -27,6 +28,9 @@ from apps.core.http.errors import (
     parse_retry_after,
     redact_url,
 )
+from apps.core.http.retry import RetryPolicy, backoff_delay, never_sent
+
+__all__ = ["ApiClient", "backoff_delay", "response_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +50,14 @@ def response_json(response: requests.Response) -> Any:
         raise _fail(PermanentError, message, url, response) from exc
 
 
-def backoff_delay(
-    attempt: int, *, base: float, cap: float, rng: Callable[[], float] = random.random
-) -> float:
-    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2**attempt))``."""
-    return rng() * min(cap, base * 2 ** min(max(attempt, 0), 64))
+def _unconfirmed(error: HubHTTPError, attempt: int) -> HubHTTPError:
+    error.attempts, error.may_have_arrived = attempt + 1, True
+    return error
 
 
 class ApiClient:
-    """HTTP client of one platform: retries, ``Retry-After``, rate-limit budget and auth."""
+    """HTTP client of one platform: retries (its `RetryPolicy`), ``Retry-After``, rate-limit
+    budget and auth."""
 
     def __init__(
         self,
@@ -63,10 +66,7 @@ class ApiClient:
         name: str,
         auth: Auth | None = None,
         timeout: float | tuple[float, float] = (5, 30),
-        max_retries: int = 4,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 60,
-        max_wait: float = 60,
+        retry: RetryPolicy | None = None,
         reserve: int = 1,
         budget_key: str = "",
         sleep: Sleep = time.sleep,
@@ -79,8 +79,7 @@ class ApiClient:
         self.name, self.auth, self.timeout = name, auth, timeout
         if auth is not None and not auth.client_name:
             auth.client_name = name
-        self.max_retries, self.max_wait = max_retries, max_wait
-        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.retry = retry or RetryPolicy()
         self.sleep, self.clock, self.rng = sleep, clock, rng
         self.budget = RateLimitBudget(name, budget_key, reserve=reserve, clock=clock)
         self.counters: dict[str, int] = {"retries": 0, "rate_limited": 0}
@@ -98,29 +97,43 @@ class ApiClient:
         return self.base_url + path.lstrip("/")
 
     def request(
-        self, method: str, path: str, *, retry_unanswered: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: RetryPolicy | None = None,
+        after: HubHTTPError | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         """Send a request; return a < 400 response or raise a :class:`HubHTTPError`.
 
-        `retry_unanswered=False` for a request that must not be repeated blindly: a
-        connection lost without an answer may have reached the platform, so it is raised.
+        `retry` replaces the client's policy for this one request. A failure the policy does
+        not let be repeated blindly is raised with `may_have_arrived`; `after` sends that
+        request again once the caller has made sure it did not arrive: the policy's wait
+        comes first and the attempts count on from the failed ones.
         """
+        policy = retry or self.retry
         method, url = method.upper(), self.url_for(path)
         shown = redact_url(url)
         where = f"{self.name}: {method} {shown}"
         kwargs.setdefault("timeout", self.timeout)
         attempt, reauthenticated = 0, False
         auth = self.auth
+        if after is not None:
+            after.may_have_arrived = False
+            attempt = after.attempts - 1
+            self._wait_to_repeat(after, after.retry_after, attempt, policy, where, "not arrived")
+            attempt += 1
         while True:
-            self._respect_budget(method, shown)
+            self._respect_budget(method, shown, policy)
             try:
                 response = self.session.request(method, url, **self._prepare(kwargs))
             except NETWORK_ERRORS as exc:
                 outcome, retry_after = type(exc).__name__, None
                 message = f"{method} {shown} failed ({outcome}: {exc}); unreachable, retry later"
                 error = _fail(TransientError, message, shown)
-                if not retry_unanswered:
-                    raise error from exc
+                if not never_sent(exc) and not policy.may_repeat(method, status=None):
+                    raise _unconfirmed(error, attempt) from exc
             else:
                 self.budget.record(response.headers)
                 status = response.status_code
@@ -145,34 +158,22 @@ class ApiClient:
                 now = datetime.fromtimestamp(self.clock(), UTC)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
                 error = error_for_response(
-                    response, method=method, url=shown, retry_after=retry_after
+                    response, method=method, url=shown, retry_after=retry_after,
+                    transient=policy.transient_statuses,
                 )
                 if isinstance(error, PermanentError):
+                    error.attempts = attempt + 1
                     raise error
                 if status == 429:
                     self.counters["rate_limited"] += 1
                     metrics.http_rate_limited(self.name)
                     if retry_after is None:
                         retry_after = self.budget.wait_needed() or None
+                if not policy.may_repeat(method, status=status):
+                    raise _unconfirmed(error, attempt)
                 outcome = str(status)
-            if attempt >= self.max_retries:
-                error.args = (f"{error.args[0]} (gave up after {attempt + 1} attempts)",)
-                raise error
-            delay = retry_after
-            if delay is None:
-                delay = backoff_delay(
-                    attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng
-                )
-            if delay > self.max_wait:
-                error.retry_after = delay
-                raise error
+            self._wait_to_repeat(error, retry_after, attempt, policy, where, outcome)
             attempt += 1
-            self.counters["retries"] += 1
-            metrics.http_retry(self.name, outcome)
-            logger.warning(
-                "%s -> %s; retry %d/%d in %.2fs", where, outcome, attempt, self.max_retries, delay
-            )
-            self.sleep(delay)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)
@@ -201,13 +202,39 @@ class ApiClient:
             self.auth.apply(prepared)
         return prepared
 
-    def _respect_budget(self, method: str, shown: str) -> None:
+    def _wait_to_repeat(
+        self,
+        error: HubHTTPError,
+        retry_after: float | None,
+        attempt: int,
+        policy: RetryPolicy,
+        where: str,
+        outcome: str,
+    ) -> None:
+        """Sleep before repeat ``attempt + 1``, or raise ``error`` if the policy says stop."""
+        error.attempts = attempt + 1
+        if attempt >= policy.max_retries:
+            error.args = (f"{error.args[0]} (gave up after {attempt + 1} attempts)",)
+            raise error
+        delay = policy.delay(attempt, retry_after, self.rng)
+        if delay > policy.max_wait:
+            error.retry_after = delay
+            raise error
+        self.counters["retries"] += 1
+        metrics.http_retry(self.name, outcome)
+        logger.warning(
+            "%s -> %s; retry %d/%d in %.2fs", where, outcome, attempt + 1, policy.max_retries,
+            delay,
+        )
+        self.sleep(delay)
+
+    def _respect_budget(self, method: str, shown: str, policy: RetryPolicy) -> None:
         wait = self.budget.wait_needed()
         if wait <= 0:
             return
         self.counters["rate_limited"] += 1
         metrics.http_budget_wait(self.name)
-        if wait > self.max_wait:
+        if wait > policy.max_wait:
             raise TransientError(
                 f"{method} {shown} not sent: the rate-limit budget of {self.name} is used up "
                 f"for {wait:.0f}s; retry after the reset",

@@ -31,6 +31,10 @@ class HubHTTPError(Exception):
     """
 
     transient = False
+    # Set by `ApiClient`: how many times the request was sent, and whether the last try may
+    # have done its work on the platform though it failed (see `RetryPolicy`).
+    attempts = 1
+    may_have_arrived = False
 
     def __init__(
         self,
@@ -97,17 +101,26 @@ def _advice(status: int) -> str:
         return "check the resource ids and paths configured for this link"
     if status == 429:
         return "rate limited, retry later"
+    if status in (408, 425):
+        return "the platform asked for the request again later"
     if status >= 500:
         return "the platform is failing, retry later"
     return "the platform rejected the request; fix the request or this link's configuration"
 
 
 def error_for_response(
-    response: requests.Response, *, method: str, url: str, retry_after: float | None = None
+    response: requests.Response,
+    *,
+    method: str,
+    url: str,
+    retry_after: float | None = None,
+    transient: Collection[int] | None = None,
 ) -> HubHTTPError:
-    """The :class:`TransientError` or :class:`PermanentError` an error response stands for."""
+    """The :class:`TransientError` or :class:`PermanentError` an error response stands for:
+    transient if its status is in ``transient`` (by default 429 and every 5xx)."""
     status = response.status_code
-    cls = TransientError if status == 429 or status >= 500 else PermanentError
+    passing = status in transient if transient is not None else status == 429 or status >= 500
+    cls = TransientError if passing else PermanentError
     message = f"{method} {url} answered {status}: {_snippet(response.text)}; {_advice(status)}"
     return _fail(cls, message, url, response, retry_after)
 

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from apps.core.http import ApiClient, HubHTTPError
+from apps.core.http import ApiClient, HubHTTPError, RetryPolicy
 from apps.sandbox.dexma.models import (
     AppToken,
     PlatformDatasource,
@@ -34,7 +34,7 @@ def hub_url() -> str:
 
 def _hub_call(method: str, path: str, params: dict) -> tuple[bool, str]:
     """Call the hub as the platform does; (2xx?, what it said)."""
-    with ApiClient(hub_url(), name="sandbox-dexma-platform", max_retries=0,
+    with ApiClient(hub_url(), name="sandbox-dexma-platform", retry=RetryPolicy(max_retries=0),
                    timeout=(5, 60)) as client:
         try:
             response = client.request(method, path, params=params)

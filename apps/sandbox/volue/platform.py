@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import close_old_connections
 from django.utils import timezone
 
-from apps.core.http import ApiClient, HubHTTPError
+from apps.core.http import ApiClient, HubHTTPError, RetryPolicy
 from apps.sandbox.volue.models import (
     SbDelivery,
     SbEvent,
@@ -123,7 +123,7 @@ def notify(event: SbEvent, *, retry_pause: float = 0.05) -> list[dict]:
         }).encode()
         headers = {"Content-Type": "application/json",
                    "X-Payload-Signature": sign(body, hook.secret)}
-        with ApiClient(hook.url, name="sandbox-volue-webhook", max_retries=0,
+        with ApiClient(hook.url, name="sandbox-volue-webhook", retry=RetryPolicy(max_retries=0),
                        timeout=(2, 10)) as client:
             for attempt in range(DELIVERY_TRIES):
                 delivery.attempts = attempt + 1

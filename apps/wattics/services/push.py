@@ -3,8 +3,8 @@
 Per the seed's error table: 200 accepted; 400 the packet is quarantined with the answer and
 the stream goes on; 401/403 stop every stream on those credentials; 404 stops the stream;
 500/503 and connection failures are retried with backoff and the stream's later packets
-wait. A POST that got no answer may have arrived: the last-packet GET decides, so nothing
-is skipped and nothing is sent twice.
+wait. A POST that got no answer or a 5xx may have arrived: the last-packet GET decides
+before it is sent again, so nothing is skipped and nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from apps.core.http import PermanentError, TransientError, backoff_delay
+from apps.core.http import PermanentError, TransientError
 from apps.core.models import DeliveryLink, OutboundBatch, Quarantine
 from apps.core.services import (
     Outcome,
@@ -41,7 +41,6 @@ from apps.wattics.services.streams import PlanResult, stream_plan
 
 logger = logging.getLogger("apps.wattics")
 Progress = Callable[[int, int], None]  # (stream id, packets handled: sent, refused, skipped)
-TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 
 
 @dataclass(slots=True)
@@ -129,33 +128,24 @@ class StreamSender:
         return None
 
     def post(self, packet: dict, ts: dt.datetime) -> PostResult | Outcome:
-        """POST until answered; 5xx and lost answers are retried, in place, with backoff."""
-        retries = settings.WATTICS_SEND_RETRIES
-        for attempt in range(retries + 1):
-            result = self.client.post_packet(packet)
-            if result.status is not None and result.status not in TRANSIENT:
-                return result
-            if result.status is None:
-                # No answer: the packet may have arrived. Only Wattics can say.
-                WatticsStream.objects.filter(pk=self.stream.pk).update(needs_resync=True)
-                failed = self.sync()
-                if failed is not None:
-                    return failed
-                if self.stream.last_accepted_ts and self.stream.last_accepted_ts >= ts:
-                    return PostResult(status=200, body="confirmed by the last-packet GET")
-            if attempt < retries:
-                cap = settings.WATTICS_RETRY_BACKOFF * 16
-                delay = max(backoff_delay(attempt, base=settings.WATTICS_RETRY_BACKOFF,
-                                          cap=cap), result.retry_after or 0.0)
-                if delay > cap:
-                    # The collector asked for a longer pause (Retry-After) than is worth
-                    # holding a worker for: the outbox tries again once it has passed.
-                    break
-                time.sleep(delay)
+        """POST until answered; a POST that may have arrived is repeated only once the
+        last-packet GET said Wattics does not hold it (the client's `retry_policy`)."""
+        result = self.client.post_packet(packet)
+        while result.may_have_arrived:
+            WatticsStream.objects.filter(pk=self.stream.pk).update(needs_resync=True)
+            failed = self.sync()
+            if failed is not None:
+                return failed
+            if self.stream.last_accepted_ts and self.stream.last_accepted_ts >= ts:
+                return PostResult(status=200, body="confirmed by the last-packet GET")
+            result = self.client.post_packet(packet, after=result.failure)
+        if result.failure is None or isinstance(result.failure, PermanentError):
+            return result
+        tries = result.failure.attempts
         return Outcome(ok=False, status=result.status, body=result.body,
                        retry_after=result.retry_after,
-                       error=f"packet {packet['tsISO8601']} not accepted after "
-                             f"{attempt + 1} tries ({result.error or result.status}); "
+                       error=f"packet {packet['tsISO8601']} not accepted after {tries} "
+                             f"tries ({result.error or result.status}); "
                              "later packets of this stream wait")
 
     def quarantine(self, packet: dict, ts: dt.datetime, result: PostResult) -> None:
