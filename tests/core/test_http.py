@@ -14,6 +14,7 @@ import pytest
 import requests
 import responses
 from django.core.cache import cache
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from apps.core.http import (
     ApiClient,
@@ -199,6 +200,84 @@ def test_timeouts_exhausting_retries_raise_transient_error(fake, mocked):
 
     assert excinfo.value.status_code is None
     assert "ReadTimeout" in str(excinfo.value)
+
+
+# --- what the retry policy lets be repeated ----------------------------------------------------
+
+CAREFUL = {"repeat_unanswered": False, "repeat_server_errors": False}
+
+
+def refused() -> requests.ConnectionError:
+    """What requests raises when nothing listens: urllib3's NewConnectionError inside."""
+    reason = NewConnectionError(None, "Failed to establish a new connection: refused")
+    return requests.ConnectionError(MaxRetryError(None, f"{BASE}/packets", reason))
+
+
+def test_a_post_whose_answer_was_lost_is_raised_unrepeated_when_it_may_have_arrived(
+        fake, mocked):
+    mocked.post(f"{BASE}/packets", body=requests.ReadTimeout("read timed out"))
+
+    with pytest.raises(TransientError) as excinfo:
+        make_client(fake, **CAREFUL).post("/packets", json={})
+
+    assert excinfo.value.may_have_arrived and excinfo.value.attempts == 1
+    assert len(mocked.calls) == 1 and fake.sleeps == []
+
+
+def test_a_5xx_to_a_post_is_raised_unrepeated_when_it_may_have_arrived(fake, mocked):
+    mocked.post(f"{BASE}/packets", status=503)
+
+    with pytest.raises(TransientError) as excinfo:
+        make_client(fake, **CAREFUL).post("/packets", json={})
+
+    assert excinfo.value.may_have_arrived and len(mocked.calls) == 1
+
+
+def test_a_5xx_to_a_get_is_repeated_whatever_the_policy_says_of_posts(fake, mocked):
+    mocked.get(f"{BASE}/meters", status=503)
+    mocked.get(f"{BASE}/meters", status=200)
+
+    assert make_client(fake, **CAREFUL).get("/meters").status_code == 200
+
+
+def test_a_connection_that_never_opened_is_repeated_even_for_a_careful_post(fake, mocked):
+    mocked.post(f"{BASE}/packets", body=refused())
+    mocked.post(f"{BASE}/packets", body=requests.ConnectTimeout("connect timed out"))
+    mocked.post(f"{BASE}/packets", status=201)
+
+    assert make_client(fake, **CAREFUL).post("/packets", json={}).status_code == 201
+    assert fake.sleeps == [0.25, 0.5]
+
+
+def test_a_request_sent_again_after_a_check_waits_retry_after_and_counts_on(fake, mocked):
+    mocked.post(f"{BASE}/packets", status=503, headers={"Retry-After": "7"})
+    mocked.post(f"{BASE}/packets", status=503)
+    client = make_client(fake, max_retries=2, **CAREFUL)
+
+    with pytest.raises(TransientError) as first:
+        client.post("/packets", json={})
+    with pytest.raises(TransientError) as second:
+        client.post("/packets", json={}, after=first.value)  # the caller saw it did not arrive
+
+    assert fake.sleeps == [7.0]  # Retry-After exactly, not a backoff
+    assert second.value.attempts == 2 and second.value.may_have_arrived
+    mocked.post(f"{BASE}/packets", status=503)
+    with pytest.raises(TransientError) as third:
+        client.post("/packets", json={}, after=second.value)
+    with pytest.raises(TransientError, match="gave up after 3 attempts"):
+        client.post("/packets", json={}, after=third.value)
+    assert len(mocked.calls) == 3
+
+
+def test_statuses_the_policy_names_transient_are_retried_and_others_are_not(fake, mocked):
+    mocked.get(f"{BASE}/meters", status=408)
+    mocked.get(f"{BASE}/meters", status=501)
+    client = make_client(fake, transient_statuses=frozenset({408}))
+
+    with pytest.raises(PermanentError) as excinfo:
+        client.get("/meters")
+
+    assert excinfo.value.status_code == 501 and len(mocked.calls) == 2
 
 
 def test_every_request_is_sent_with_the_configured_timeout(fake, mocked):

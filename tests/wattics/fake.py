@@ -6,6 +6,7 @@ import time
 
 import requests
 import responses
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from tests.wattics.conftest import URL
 
@@ -15,7 +16,9 @@ class FakeWattics:
         self.posts: list[dict] = []  # every POST body, in order
         self.headers: list[dict] = []
         self.accepted: dict[str, list[dict]] = {}
-        self.script: list = []  # answers for the next POSTs: status, "arrived", "lost"
+        # answers for the next POSTs: a status, "arrived" / "lost" (no answer, the packet
+        # taken or not), "taken 500" (taken, then a 500), "refused" (nothing listening)
+        self.script: list = []
         self.get_status = 200
         self.gets = 0
         self.delay = 0.0  # seconds each POST takes to answer
@@ -36,6 +39,12 @@ class FakeWattics:
         self.posts.append(packet)
         self.headers.append(dict(request.headers))
         step = self.script.pop(0) if self.script else 200
+        if step == "refused":
+            reason = NewConnectionError(None, "Failed to establish a new connection: refused")
+            raise requests.ConnectionError(MaxRetryError(None, request.url, reason))
+        if step == "taken 500":
+            self.accepted.setdefault(packet["id"], []).append(packet)
+            return 500, {}, "answer 500"
         if step == "lost":
             raise requests.ReadTimeout("read timed out")
         if step == "arrived":

@@ -205,6 +205,25 @@ def test_a_server_error_retried_in_place_sends_the_packet_once_accepted(
     assert [p["value"] for p in wattics.posts] == [20, 20, 21]
 
 
+def test_a_server_error_whose_packet_was_taken_is_not_sent_again(
+        deployment, account, make_stream, wattics):
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", [20, 21, 22])
+    wattics.answer(200, "taken 500")
+    assert stream_push(stream=stream).sent == 3
+    assert [p["value"] for p in wattics.posts] == [20, 21, 22]  # the last-packet GET said so
+
+
+def test_a_refused_connection_is_sent_again_without_asking_wattics(
+        deployment, account, make_stream, wattics):
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", [20, 21])
+    wattics.answer(200, "refused")
+    assert stream_push(stream=stream).sent == 2
+    assert [p["value"] for p in wattics.posts] == [20, 21, 21]
+    assert wattics.gets == 1  # the first start's alone: nothing reached Wattics to ask about
+
+
 def test_resumes_after_a_timeout_whose_packet_arrived(
         deployment, account, make_stream, wattics):
     stream = make_stream(deployment)

@@ -122,7 +122,8 @@ class ApiClient:
         if after is not None:
             after.may_have_arrived = False
             attempt = after.attempts - 1
-            self._wait_to_repeat(after, after.retry_after, attempt, policy, where, "not arrived")
+            outcome = str(after.status_code or "unanswered")
+            self._wait_to_repeat(after, after.retry_after, attempt, policy, where, outcome)
             attempt += 1
         while True:
             self._respect_budget(method, shown, policy)
