@@ -34,7 +34,7 @@ def _logging_from_django(**kwargs) -> None:
 
 @signals.celeryd_after_setup.connect
 def _quiet_reconnect_reminder(**kwargs) -> None:
-    """Tasks keep running when the broker connection drops, by choice (config/settings.py
+    """Tasks keep running when the broker connection drops, by choice (config/settings/jobs.py
     CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS), yet Celery logs a paragraph
     saying so on every lost connection, in the middle of an outage's log lines. Its logging
     setup turns all its reminders on; this runs after it and turns that one off."""

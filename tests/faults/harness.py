@@ -56,7 +56,7 @@ DEFAULT_SCHEDULES: dict[str, int | None] = {
     "sandbox: demo meters": None,
 }
 
-# Settings for every process (see config/settings.py); `Hub(env=...)` overrides any of them.
+# Settings for every process (see config/settings/); `Hub(env=...)` overrides any of them.
 DEFAULT_ENV = {
     "DEBUG": "false",
     "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback

@@ -28,7 +28,7 @@ from tests.faults.platforms import (
 # Four workers, two web processes and beat on two cores: the full set only.
 pytestmark = [pytest.mark.faults, pytest.mark.faults_full]
 
-# Each worker's queues (config/settings.py PLATFORM_QUEUES; "celery" is the default queue,
+# Each worker's queues (config/settings/jobs.py PLATFORM_QUEUES; "celery" is the default queue,
 # where beat's fan-out lands). DEXMA has two consumers, so the kill leaves one.
 QUEUE_SETS = {
     "worker": ("celery",),
