@@ -167,11 +167,14 @@ class WatticsStream(models.Model):
         null=True, blank=True, help_text="Readings before this instant are not pushed."
     )
     link = models.OneToOneField(DeliveryLink, on_delete=models.PROTECT, related_name="+")
-    # Planning watermarks: readings up to planned_seq were examined; packets up to
+    # Planning watermarks: readings up to examined_seq were examined; packets up to
     # planned_ts are in batches. Anything older than planned_ts arriving later is late.
+    # Not the link's cursor, nor core's `link_planned_seq` (the top of the batches' seq
+    # ranges): a round whose readings all turn out late, held or unconvertible enqueues no
+    # batch, yet they are examined and must not be counted again by the next round.
     # A sweep too large for one round plans by time, whole instants at once: round_seq is
     # its seq snapshot, and readings up to it at or before planned_ts are planned.
-    planned_seq = models.BigIntegerField(default=0)
+    examined_seq = models.BigIntegerField(default=0)
     planned_ts = models.DateTimeField(null=True, blank=True)
     round_seq = models.BigIntegerField(null=True, blank=True)
     # Sending state: Wattics' last accepted packet, and the last packet we are done with

@@ -149,7 +149,7 @@ def stream_accounts(*, stream: WatticsStream) -> LinkAccounts:
             undeliverable["at Wattics before this stream started"] = held
         readings = readings.filter(ts__gt=stream.held_through_ts)
     # Not yet examined, or in a batch not yet done.
-    examined = Q(seq__lte=stream.planned_seq)
+    examined = Q(seq__lte=stream.examined_seq)
     if stream.round_seq is not None and stream.planned_ts is not None:
         examined |= Q(seq__lte=stream.round_seq, ts__lte=stream.planned_ts)
     done = Q(ts__lte=stream.sent_through_ts) if stream.sent_through_ts else Q(pk__in=[])

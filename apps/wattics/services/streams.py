@@ -169,10 +169,10 @@ def _cut(candidates, limit: int) -> dt.datetime | None:
 def stream_plan(*, stream: WatticsStream) -> PlanResult:
     """Turn the stream's new readings into batches of packets, in time order.
 
-    A round looks at the readings changed since `planned_seq`, up to a snapshot of the
+    A round looks at the readings changed since `examined_seq`, up to a snapshot of the
     newest seq, and plans them by time, whole instants at a time. A round that cannot take
     them all (more than WATTICS_PLAN_MAX_READINGS) plans the earliest instants, keeps
-    `planned_seq` and remembers its snapshot in `round_seq`: the next round goes on after
+    `examined_seq` and remembers its snapshot in `round_seq`: the next round goes on after
     `planned_ts` with the same readings, so no instant is ever split between two rounds.
 
     Readings at or before what is already planned (or already at Wattics) can never be
@@ -187,7 +187,7 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
     zone = stream.zone_name
     with transaction.atomic():
         locked = WatticsStream.objects.select_for_update().get(pk=stream.pk)
-        changed = readings_of_pairs(by_pair, after_seq=locked.planned_seq)
+        changed = readings_of_pairs(by_pair, after_seq=locked.examined_seq)
         snapshot = readings_seq_upto(changed)
         if snapshot is None:
             return result
@@ -202,7 +202,7 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
         candidates = scope if watermark is None else scope.filter(ts__gt=watermark)
         cut = _cut(candidates, settings.WATTICS_PLAN_MAX_READINGS)
         partial = cut is not None and candidates.filter(ts__gt=cut).exists()
-        first_round = locked.planned_seq == 0 and locked.planned_ts is None
+        first_round = locked.examined_seq == 0 and locked.planned_ts is None
         held_through = locked.last_accepted_ts if first_round else None
 
         fields: dict[dt.datetime, dict[str, float]] = defaultdict(dict)
@@ -246,7 +246,7 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
             last = number == len(chunks) - 1 and not partial
             batch_enqueue(
                 link=locked.link,
-                seq_from=locked.planned_seq if last else None,
+                seq_from=locked.examined_seq if last else None,
                 seq_to=snapshot if last else None,
                 payload={"packets": [p for _, p in chunk]},
                 item_count=len(chunk),
@@ -261,7 +261,7 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
         if partial:
             changes.update(round_seq=snapshot, planned_ts=cut)
         else:
-            changes.update(planned_seq=snapshot, round_seq=None)
+            changes.update(examined_seq=snapshot, round_seq=None)
         if packets:
             changes["planned_ts"] = packets[-1][0]
             times = ([locked.planned_ts] if locked.planned_ts else []) + [t for t, _ in packets]

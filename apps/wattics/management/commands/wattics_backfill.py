@@ -50,7 +50,7 @@ class Command(BaseCommand):
             start = dt.datetime.combine(dt.date.fromisoformat(since), dt.time(),
                                         tzinfo=dt.UTC)
             for s in streams:
-                if (s.planned_seq == 0 and s.planned_ts is None
+                if (s.examined_seq == 0 and s.planned_ts is None
                         and (s.start_at is None or s.start_at > start)):
                     WatticsStream.objects.filter(pk=s.pk).update(start_at=start)
                 elif s.start_at is None or s.start_at > start:
