@@ -5,8 +5,9 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
-from apps.core.locks import AlreadyRunning, single_flight
-from apps.core.models import Deployment, Device, Run
+from apps.core.jobs import job_lock
+from apps.core.locks import AlreadyRunning
+from apps.core.models import Deployment, Device, Quarantine, Run
 from apps.core.services import readings_ingest, run_logged
 from apps.sandbox.meters import (
     QUARTER,
@@ -34,7 +35,7 @@ def demo_meters_read(deployment_id: int) -> dict:
     """Ingest the last hour of simulated readings (earlier quarters come back unchanged)."""
     deployment = Deployment.objects.get(pk=deployment_id)
     try:
-        with single_flight(f"demo-meters:{deployment_id}", ttl=300):
+        with job_lock("sandbox", "demo_meters", deployment_id, ttl=300):
             return demo_meters_ingest(deployment=deployment,
                                       start=timezone.now() - dt.timedelta(hours=1))
     except AlreadyRunning:
@@ -63,7 +64,8 @@ def demo_meters_ingest(
             for reading in feed
         )
         result = readings_ingest(deployment=deployment, records=records,
-                                 source="sandbox demo meters", run=run)
+                                 source=Quarantine.source_for("sandbox", "gateway", DEMO_GATEWAY),
+                                 run=run)
         run.counts = result.as_counts()
         if result.quarantined:
             run.status = Run.Status.PARTIAL

@@ -43,3 +43,18 @@ def test_demo_feed_ignores_devices_other_integrations_added(deployment, make_dev
     ours.save()
     demo_meters_ingest(deployment=deployment, start=DAY, end=DAY + dt.timedelta(hours=1))
     assert set(Reading.objects.values_list("device__external_id", flat=True)) == {"m1"}
+
+
+def test_demo_feed_quarantines_under_the_one_source_format(deployment, make_device):
+    from apps.core.models import Datasource, Parameter, Quarantine
+
+    gateway = Datasource.objects.create(deployment=deployment, key="acme-gateway", name="GW")
+    meter = make_device(deployment, "m1")
+    meter.datasource = gateway
+    meter.save()
+    Parameter.objects.filter(key="active_energy_delta").delete()  # now refused as unknown
+    result = demo_meters_ingest(deployment=deployment, start=DAY,
+                                end=DAY + dt.timedelta(hours=1))
+    assert result["quarantined"] > 0
+    assert set(Quarantine.objects.values_list("source", flat=True)) == {
+        "sandbox:gateway:acme-gateway"}
