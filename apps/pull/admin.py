@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from apps.core.admin import ADMIN_CSS, badge_html
+from apps.core.admin import ADMIN_CSS, ReadOnlyInline, badge_html
 from apps.core.forms import https_url_formfield
 from apps.pull.models import Connection, Endpoint, SeenUnit
 from apps.pull.selectors import connections_failing
@@ -61,15 +61,10 @@ class EndpointInline(admin.StackedInline):
     )
 
 
-class SeenUnitInline(admin.TabularInline):
+class SeenUnitInline(ReadOnlyInline):
     model = SeenUnit
-    extra = 0
-    readonly_fields = ("unit", "first_seen_at")
-    can_delete = False
+    fields = ("unit", "first_seen_at")
     verbose_name_plural = "units seen (registered on first sight)"
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Connection)

@@ -15,6 +15,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.admin import ReadOnlyInline
 from apps.core.http import HubHTTPError
 from apps.core.models import OutboundBatch
 from apps.volue import services, tasks
@@ -202,16 +203,10 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
                           + ("; reports are being planned" if counts["recorded"] else ""))
 
 
-class EventTargetInline(admin.TabularInline):
+class EventTargetInline(ReadOnlyInline):
     model = EventTarget
-    extra = 0
-    can_delete = False
     fields = ("location_id", "meter_point_id", "resource_id", "resolution", "matched_meter",
               "matched_resource", "limits")
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     @admin.display(description="power limits (kW)")
     def limits(self, obj: EventTarget) -> str:

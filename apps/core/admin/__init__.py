@@ -29,6 +29,7 @@ from apps.core.admin.toolkit import (
     EstimatedCountPaginator,
     HugeTableAdmin,
     ReadOnlyAdmin,
+    ReadOnlyInline,
     badge_html,
     changelist_url,
     short,
@@ -40,6 +41,6 @@ __all__ = (
     "ADMIN_CSS", "DailyIngestStatAdmin", "DatasourceAdmin", "DeliveryLinkAdmin",
     "DeploymentAdmin", "DeviceAdmin", "EstimatedCountPaginator", "HugeTableAdmin",
     "LinkPlatformFilter", "OutboundBatchAdmin", "ParameterAdmin", "QuarantineAdmin",
-    "ReadOnlyAdmin", "ReadingAdmin", "RunAdmin", "SiteAdmin", "badge_html", "changelist_url",
-    "counts_text", "short", "superuser_deletes", "utc",
+    "ReadOnlyAdmin", "ReadOnlyInline", "ReadingAdmin", "RunAdmin", "SiteAdmin", "badge_html",
+    "changelist_url", "counts_text", "short", "superuser_deletes", "utc",
 )

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.admin.toolkit import (
     ReadOnlyAdmin,
+    ReadOnlyInline,
     changelist_url,
 )
 from apps.core.models import (
@@ -32,18 +33,10 @@ class DatasourceInline(admin.TabularInline):
     show_change_link = True
 
 
-class DeliveryLinkInline(admin.TabularInline):
+class DeliveryLinkInline(ReadOnlyInline):
     model = DeliveryLink
     fields = ("platform", "name", "state", "cursor", "last_success_at")
-    readonly_fields = fields
-    extra = 0
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Deployment)
@@ -109,21 +102,13 @@ class SiteAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
 
 
-class DeviceInline(admin.TabularInline):
+class DeviceInline(ReadOnlyInline):
     """The datasource's devices at a glance; each one is edited on its own page."""
 
     model = Device
     fk_name = "datasource"
     fields = ("external_id", "local_id", "name", "commodity", "unit", "site", "is_active")
-    readonly_fields = fields
-    extra = 0
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
         return super().get_queryset(request).select_related("site")

@@ -130,6 +130,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown beside their parent, never added, edited or deleted there: every field
+    in `fields` is read-only."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return (*(self.fields or ()), *self.readonly_fields)
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 def superuser_deletes(request: HttpRequest) -> bool:
     # Deleting a deployment cascades through these tables, so a superuser must be able to.
     return request.user.is_superuser
