@@ -199,7 +199,7 @@ def test_seq_follows_ingest_order_across_calls(deployment, meter):
 
 
 def test_ingest_is_all_or_nothing(deployment, meter, monkeypatch):
-    from apps.core.services import ingest as ingest_module
+    from apps.core.services.ingest import service as ingest_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("database went away")
@@ -238,3 +238,24 @@ def test_quarantines_a_record_with_a_nul_character_instead_of_failing_the_batch(
     entry = Quarantine.objects.get()
     assert entry.payload["device"] == "meter\\x00-1"
     assert "\x00" not in entry.reason
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    (ReadingIn("ghost", "active_energy", T0, 1), "device"),
+    (ReadingIn("meter-1", "no_such_parameter", T0, 1), "parameter"),
+    (ReadingIn("meter-1", "active_energy", "yesterday", 1), "ts"),
+    (ReadingIn("meter-1", "active_energy", T0, "12 kWh"), "value"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, period_end=T0 + QH), "period_end"),
+    (ReadingIn("meter-1", "active_energy_delta", T0, 1), "period_end"),
+    (ReadingIn("meter-1", "active_energy_delta", T0, 1, period_end=T0), "period_end"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, cost=float("nan"), currency="EUR"), "cost"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, cost=2.0), "currency"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, cost=2.0, currency="euro"), "currency"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, estimated="yes"), "estimated"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, quality=99), "quality"),
+])
+def test_a_rejection_names_the_field_it_is_about(deployment, meter, record, field):
+    good = ReadingIn("meter-1", "active_energy", T0 - QH, 1)
+    result = ingest(deployment, good, record)
+    assert [(r.index, r.field) for r in result.rejections] == [(1, field)]
+    assert result.inserted == 1
