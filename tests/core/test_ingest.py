@@ -183,6 +183,26 @@ def test_repeated_key_within_one_call_keeps_the_last_value(deployment, meter):
     assert Reading.objects.get().value == 7
 
 
+@pytest.mark.parametrize("order", ["ascending", "descending", "shuffled"])
+def test_repeats_apart_and_out_of_order_keep_the_last_value_each(deployment, make_device, order):
+    make_device(deployment, "meter-1")
+    make_device(deployment, "meter-2")
+    first = [ReadingIn(f"meter-{m}", "active_energy", T0 + i * QH, i) for m in (1, 2)
+             for i in range(6)]
+    if order == "descending":
+        first.reverse()
+    elif order == "shuffled":
+        first = first[::2] + first[1::2]
+    # Each key of meter-1 once more, later in the batch and apart from its first delivery.
+    again = [ReadingIn("meter-1", "active_energy", T0 + i * QH, 100 + i) for i in range(6)]
+    result = ingest(deployment, *first, *again)
+    assert (result.inserted, result.duplicates, result.updated) == (12, 6, 0)
+    stored = dict(Reading.objects.filter(device__external_id="meter-1")
+                  .values_list("ts", "value"))
+    assert stored == {T0 + i * QH: 100 + i for i in range(6)}
+    assert Reading.objects.filter(device__external_id="meter-2").count() == 6
+
+
 def test_counts_add_up_across_chunks(deployment, meter):
     batch = [ReadingIn("meter-1", "active_energy", T0 + i * QH, i) for i in range(25)]
     batch.insert(10, ReadingIn("ghost", "active_energy", T0, 1))
