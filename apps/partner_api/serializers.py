@@ -268,6 +268,9 @@ class ReadingBatchDocSerializer(serializers.Serializer):
 
 class RejectionSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position in the request's readings list.")
+    field = serializers.CharField(allow_null=True,
+                                  help_text="The reading's field the reason is about (meter, "
+                                            "ts, value, …); null when the item is not a reading.")
     reason = serializers.CharField()
 
 

@@ -188,6 +188,8 @@ def idempotent(*, key: ApiKey, idempotency_key: str | None, fingerprint: str,
 
 
 _NOT_AN_OBJECT = "a reading must be a JSON object"
+# Core's ReadingIn field names where the wire record names them differently.
+_WIRE_FIELD = {"device": "meter"}
 
 
 def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) -> Answer:
@@ -202,14 +204,16 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
             result = readings_ingest(deployment=deployment, records=incoming, source=source,
                                      run=run)
             # Core indexes count only the objects handed over: map them back to the batch.
-            rejections = [(positions[r.index], r.reason) for r in result.rejections]
+            rejections = [(positions[r.index], _WIRE_FIELD.get(r.field, r.field), r.reason)
+                          for r in result.rejections]
             if not_objects:
                 quarantine_add(
                     source=source, deployment_id=deployment.pk, kind=Quarantine.Kind.RECORD,
                     run=run, entries=[Refused(_NOT_AN_OBJECT,
                                               quarantine_payload(raw=_json(records[i])))
                                       for i in not_objects])
-                rejections = sorted(rejections + [(i, _NOT_AN_OBJECT) for i in not_objects])
+                rejections = sorted(rejections + [(i, None, _NOT_AN_OBJECT)
+                                                  for i in not_objects])
         run.counts = {**result.as_counts(), "quarantined": len(rejections),
                       "received": len(records)}
         if rejections:
@@ -223,7 +227,7 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
         "unchanged": result.unchanged,
         "duplicates": result.duplicates,
         "rejected": len(rejections),
-        "rejections": [{"index": i, "reason": r} for i, r in rejections],
+        "rejections": [{"index": i, "field": f, "reason": r} for i, f, r in rejections],
     }
     # As the asset and meter upserts: 201 when something new was stored, 200 otherwise.
     return Answer(201 if result.inserted else 200, body)

@@ -183,6 +183,26 @@ def test_repeated_key_within_one_call_keeps_the_last_value(deployment, meter):
     assert Reading.objects.get().value == 7
 
 
+@pytest.mark.parametrize("order", ["ascending", "descending", "shuffled"])
+def test_repeats_apart_and_out_of_order_keep_the_last_value_each(deployment, make_device, order):
+    make_device(deployment, "meter-1")
+    make_device(deployment, "meter-2")
+    first = [ReadingIn(f"meter-{m}", "active_energy", T0 + i * QH, i) for m in (1, 2)
+             for i in range(6)]
+    if order == "descending":
+        first.reverse()
+    elif order == "shuffled":
+        first = first[::2] + first[1::2]
+    # Each key of meter-1 once more, later in the batch and apart from its first delivery.
+    again = [ReadingIn("meter-1", "active_energy", T0 + i * QH, 100 + i) for i in range(6)]
+    result = ingest(deployment, *first, *again)
+    assert (result.inserted, result.duplicates, result.updated) == (12, 6, 0)
+    stored = dict(Reading.objects.filter(device__external_id="meter-1")
+                  .values_list("ts", "value"))
+    assert stored == {T0 + i * QH: 100 + i for i in range(6)}
+    assert Reading.objects.filter(device__external_id="meter-2").count() == 6
+
+
 def test_counts_add_up_across_chunks(deployment, meter):
     batch = [ReadingIn("meter-1", "active_energy", T0 + i * QH, i) for i in range(25)]
     batch.insert(10, ReadingIn("ghost", "active_energy", T0, 1))
@@ -199,7 +219,7 @@ def test_seq_follows_ingest_order_across_calls(deployment, meter):
 
 
 def test_ingest_is_all_or_nothing(deployment, meter, monkeypatch):
-    from apps.core.services import ingest as ingest_module
+    from apps.core.services.ingest import service as ingest_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("database went away")
@@ -238,3 +258,24 @@ def test_quarantines_a_record_with_a_nul_character_instead_of_failing_the_batch(
     entry = Quarantine.objects.get()
     assert entry.payload["device"] == "meter\\x00-1"
     assert "\x00" not in entry.reason
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    (ReadingIn("ghost", "active_energy", T0, 1), "device"),
+    (ReadingIn("meter-1", "no_such_parameter", T0, 1), "parameter"),
+    (ReadingIn("meter-1", "active_energy", "yesterday", 1), "ts"),
+    (ReadingIn("meter-1", "active_energy", T0, "12 kWh"), "value"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, period_end=T0 + QH), "period_end"),
+    (ReadingIn("meter-1", "active_energy_delta", T0, 1), "period_end"),
+    (ReadingIn("meter-1", "active_energy_delta", T0, 1, period_end=T0), "period_end"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, cost=float("nan"), currency="EUR"), "cost"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, cost=2.0), "currency"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, cost=2.0, currency="euro"), "currency"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, estimated="yes"), "estimated"),
+    (ReadingIn("meter-1", "active_energy", T0, 1, quality=99), "quality"),
+])
+def test_a_rejection_names_the_field_it_is_about(deployment, meter, record, field):
+    good = ReadingIn("meter-1", "active_energy", T0 - QH, 1)
+    result = ingest(deployment, good, record)
+    assert [(r.index, r.field) for r in result.rejections] == [(1, field)]
+    assert result.inserted == 1

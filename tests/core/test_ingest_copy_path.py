@@ -12,7 +12,7 @@ import pytest
 
 from apps.core.models import Quarantine, Reading, ReadingCommit
 from apps.core.services import ReadingIn, readings_ingest
-from apps.core.services import ingest as ingest_module
+from apps.core.services.ingest import postgres as ingest_module
 
 pytestmark = pytest.mark.django_db
 

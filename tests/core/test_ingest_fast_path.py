@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.core.models import Parameter
-from apps.core.services.ingest import InvalidReading, ReadingIn, _validate, _validator
+from apps.core.services.ingest import InvalidReading, ReadingIn
+from apps.core.services.ingest.validation import _validate, _validator
 
 pytestmark = pytest.mark.django_db
 

@@ -48,6 +48,7 @@ def test_a_partial_batch_stores_the_valid_and_reports_the_invalid_by_index(api, 
     body = api.post("/api/v1/readings/", {"readings": readings}, format="json").json()
     assert body["accepted"] == 2
     assert [r["index"] for r in body["rejections"]] == [1, 2, 3]
+    assert [r["field"] for r in body["rejections"]] == ["ts", None, "meter"]
     reasons = [r["reason"] for r in body["rejections"]]
     assert "no UTC offset" in reasons[0]
     assert "JSON object" in reasons[1]
@@ -173,3 +174,4 @@ def test_a_non_finite_value_is_rejected_for_that_record_only(api, meter):
     assert response.status_code == 200
     assert [r["index"] for r in response.json()["rejections"]] == [0, 1]
     assert "finite" in response.json()["rejections"][0]["reason"]
+    assert [r["field"] for r in response.json()["rejections"]] == ["value", None]
