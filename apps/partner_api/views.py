@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from apps.core.logs import log_context_bind
 from apps.core.models import Deployment
-from apps.partner_api import anchors, errors, selectors, serializers, services
+from apps.partner_api import anchors, errors, renderers, selectors, serializers, services
 from apps.partner_api.exceptions import ApiError
 from apps.partner_api.params import (
     PAGING_PARAMS,
@@ -142,6 +142,7 @@ class PartnerApiView(APIView):
 
     # Query parameters each method understands; any other one is refused with 400.
     query_params_accepted: dict[str, tuple[str, ...]] = {}
+    renderer_classes = [renderers.PartnerJSONRenderer]
 
     def get_exception_handler(self):
         return errors.exception_handler
@@ -199,11 +200,14 @@ class PartnerApiView(APIView):
             response["X-RateLimit-Reset"] = str(limit[2])
         return response
 
-    def paged(self, page: PageRequest, rows: list[dict], positions: list[int],
-              bound: Bound) -> Response:
-        built = page_build(self.request, page, rows, positions, bound)
-        response = Response({"results": built.results, "next": built.next,
-                             "previous": built.previous, "next_cursor": built.next_cursor})
+    def paged(self, page: PageRequest, rows: list[dict] | selectors.Rendered,
+              positions: list[int], bound: Bound) -> Response:
+        """The page of the limit+1 records fetched; `rows` may be already JSON text."""
+        built = page_build(self.request, page, positions, bound)
+        rendered = isinstance(rows, selectors.Rendered)
+        data = {"results": [] if rendered else rows[: page.limit], "next": built.next,
+                "previous": built.previous, "next_cursor": built.next_cursor}
+        response = Response(renderers.page_rendered(data, rows.text) if rendered else data)
         if built.link:
             response["Link"] = built.link
         return response
@@ -361,7 +365,7 @@ class UsageView(PartnerApiView):
         responses={200: serializers.UsagePageSerializer, **ERRORS},
     )
     def get(self, request):
-        return _series_page(self, "usage", selectors.usage_list)
+        return _series_page(self, "usage", selectors.usage_page)
 
 
 READINGS_POST = f"""Push up to {settings.PARTNER_API_MAX_BATCH:,} readings. Each record is
