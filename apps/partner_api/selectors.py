@@ -11,6 +11,7 @@ first page (see `params.Bound`), so that a pull ends and repeats nothing.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from dataclasses import dataclass
 from functools import cache
@@ -403,6 +404,7 @@ LEFT JOIN core_site s ON s.id = d.site_id
 LEFT JOIN LATERAL (
     SELECT x.value FROM core_reading x
     WHERE x.device_id = page.device_id AND x.parameter_id = {export} AND x.ts = page.ts
+    LIMIT 1  -- at most one by the natural key; the limit keeps it a probe, not a hash join
 ) x ON true
 ORDER BY page.id
 """
@@ -463,11 +465,14 @@ def _usage_rows_postgresql(*, deployment: Deployment, flt: SeriesFilter, page: P
 def _json_float(text: str) -> str:
     """SQL writing a double's text (PostgreSQL's shortest form) as Python's repr does.
 
-    Both give the shortest digits that read back as the same double; they differ in form
-    only: PostgreSQL writes `1` and `1e+15` where Python writes `1.0` and
+    Both mostly give the same shortest digits that read back as the same double, in two
+    forms: PostgreSQL writes `1` and `1e+15` where Python writes `1.0` and
     `1000000000000000.0` (Python stays positional up to the exponent 15, PostgreSQL up to
-    14). NaN and the infinities, which the table's checks and the ingest refuse, give NULL:
-    such a page is refused, as DRF's renderer refuses them.
+    14). Only when the shortest digits lie exactly halfway between two doubles (3.7e+22)
+    does PostgreSQL, which does not count on strtod rounding halves to even, write more
+    (3.6999999999999998e+22): at least 16 digits, so those pages go through
+    `_floats_python`. NaN and the infinities, which the table's checks and the ingest
+    refuse, give NULL: such a page is refused, as DRF's renderer refuses them.
     """
     digits = f"replace(ltrim(split_part({text}, 'e', 1), '-'), '.', '')"
     exp15 = (f"CASE WHEN left({text}, 1) = '-' THEN '-' ELSE '' END || "
@@ -478,6 +483,19 @@ def _json_float(text: str) -> str:
             f"WHEN right({text}, 4) = 'e+15' THEN {exp15} "
             f"WHEN strpos({text}, '.') > 0 OR strpos({text}, 'e') > 0 THEN {text} "
             f"ELSE {text} || '.0' END)")
+
+
+# At least 16 characters: what any number of 16 or more significant digits takes.
+LONG_NUMBER = 16
+_NUMBER_FIELD = re.compile(r'"(value|redelivery|production|cost)":(-?[0-9][0-9.e+-]*)')
+
+
+def _floats_python(text: str) -> str:
+    """Every number of the records' text rewritten as Python's repr of the double it reads as.
+
+    The keys are found only where they are keys: inside a JSON string a quote is escaped.
+    """
+    return _NUMBER_FIELD.sub(lambda m: f'"{m[1]}":{float(m[2])!r}', text)
 
 
 def _json_text(expr: str) -> str:
@@ -516,7 +534,8 @@ _USAGE_DOC = " || ".join([
 ])
 
 # The change marker: the first commit of the deployment at or above the record's seq, one
-# probe of readingcommit_seq_idx per record; the export reading, one probe of the natural key.
+# probe of readingcommit_seq_idx per record; the export reading, one probe of the natural key
+# (LIMIT 1 keeps the planner from turning it into a hash join over the whole table).
 _USAGE_JSON_SQL = """
 WITH page AS (
     SELECT r.id, r.seq, r.device_id, r.parameter_id, r.ts, r.period_end, r.value,
@@ -530,7 +549,7 @@ WITH page AS (
     SELECT page.id, row_number() OVER (ORDER BY page.id) AS n,
            CASE WHEN COALESCE(s.timezone, '') = '' OR s.timezone = ANY(%s::text[])
                 OR s.timezone = ANY(%s::text[]) THEN NULL ELSE s.timezone END AS unknown_zone,
-           {doc} AS doc
+           {doc} AS doc, f.value, f.cost, f.export
     FROM page
     JOIN core_device d ON d.id = page.device_id
     JOIN core_parameter pr ON pr.id = page.parameter_id
@@ -544,6 +563,7 @@ WITH page AS (
     LEFT JOIN LATERAL (
         SELECT x.value FROM core_reading x
         WHERE x.device_id = page.device_id AND x.parameter_id = {export} AND x.ts = page.ts
+        LIMIT 1
     ) x ON true
     LEFT JOIN LATERAL (
         SELECT c.at FROM core_readingcommit c
@@ -556,6 +576,8 @@ WITH page AS (
 SELECT COALESCE(array_agg(id ORDER BY id), '{{}}'),
        COALESCE(string_agg(doc, ',' ORDER BY id) FILTER (WHERE n <= %s), ''),
        count(*) FILTER (WHERE doc IS NULL),
+       count(*) FILTER (WHERE n <= %s AND greatest(length(value), length(cost),
+                                                   length(export)) >= {long}),
        COALESCE(array_agg(DISTINCT unknown_zone) FILTER (WHERE unknown_zone IS NOT NULL), '{{}}')
 FROM docs
 """
@@ -596,14 +618,15 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
     bound = _series_bound(deployment, page, incremental=flt.after_seq is not None)
     where, args = _usage_where(deployment=deployment, flt=flt, page=page, cat=cat, bound=bound)
     export, pairs = _export_of(cat, "page.parameter_id")
-    sql = _USAGE_JSON_SQL.format(where=where, doc=_USAGE_DOC, export=export)
+    sql = _USAGE_JSON_SQL.format(where=where, doc=_USAGE_DOC, export=export, long=LONG_NUMBER)
     for _ in range(2):
         known = [z for z, ok in _ZONES.items() if ok]
         refused = [z for z, ok in _ZONES.items() if ok is False]
         with connection.cursor() as cursor:
             cursor.execute(sql, [*args, known, refused, PRODUCTION_SUBTYPE, known,
-                                 deployment.timezone, *pairs, deployment.pk, page.limit])
-            ids, text, unwritable, unknown = cursor.fetchone()
+                                 deployment.timezone, *pairs, deployment.pk, page.limit,
+                                 page.limit])
+            ids, text, unwritable, long_numbers, unknown = cursor.fetchone()
         fresh = [z for z in unknown if z not in _ZONES]
         if not fresh:
             break
@@ -613,7 +636,7 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
         return usage_list(deployment=deployment, flt=flt, page=page)
     if unwritable:
         raise ValueError("Out of range float values are not JSON compliant")
-    return Rendered(text), ids, bound
+    return Rendered(_floats_python(text) if long_numbers else text), ids, bound
 
 
 def _usage_rows_generic(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
