@@ -478,11 +478,12 @@ def _json_float(text: str) -> str:
     exp15 = (f"CASE WHEN left({text}, 1) = '-' THEN '-' ELSE '' END || "
              f"CASE WHEN length({digits}) <= 16 THEN rpad({digits}, 16, '0') || '.0' "
              f"ELSE left({digits}, 16) || '.' || substr({digits}, 17) END")
+    # The common forms first: a decimal point without exponent, then an integer.
     return (f"(CASE WHEN {text} IS NULL THEN 'null' "
+            f"WHEN strpos({text}, 'e') = 0 THEN CASE WHEN strpos({text}, '.') > 0 THEN {text} "
             f"WHEN {text} IN ('NaN', 'Infinity', '-Infinity') THEN NULL "
-            f"WHEN right({text}, 4) = 'e+15' THEN {exp15} "
-            f"WHEN strpos({text}, '.') > 0 OR strpos({text}, 'e') > 0 THEN {text} "
-            f"ELSE {text} || '.0' END)")
+            f"ELSE {text} || '.0' END "
+            f"WHEN right({text}, 4) = 'e+15' THEN {exp15} ELSE {text} END)")
 
 
 # At least 16 characters: what any number of 16 or more significant digits takes.
@@ -533,9 +534,10 @@ _USAGE_DOC = " || ".join([
     "'}'",
 ])
 
-# The change marker: the first commit of the deployment at or above the record's seq, one
-# probe of readingcommit_seq_idx per record; the export reading, one probe of the natural key
-# (LIMIT 1 keeps the planner from turning it into a hash join over the whole table).
+# The change marker: the first commit of the deployment at or above the record's seq, taken
+# from the page's few commits (one index range, not a probe per record); the export reading,
+# one probe of the natural key (LIMIT 1 keeps the planner from turning it into a hash join
+# over the whole table).
 _USAGE_JSON_SQL = """
 WITH page AS (
     SELECT r.id, r.seq, r.device_id, r.parameter_id, r.ts, r.period_end, r.value,
@@ -545,6 +547,14 @@ WITH page AS (
     WHERE d.deployment_id = %s AND r.parameter_id = ANY(%s) {where}
     ORDER BY r.id
     LIMIT %s OFFSET %s
+), commits AS (
+    -- The commits the page's records belong to, each with the seq of the one before.
+    SELECT c.seq, c.at, COALESCE(lag(c.seq) OVER (ORDER BY c.seq), -1) AS below
+    FROM core_readingcommit c, (SELECT min(seq) AS low, max(seq) AS high FROM page) b
+    WHERE c.deployment_id = %s AND c.seq >= b.low
+      AND c.seq <= COALESCE((SELECT n.seq FROM core_readingcommit n
+                             WHERE n.deployment_id = %s AND n.seq >= b.high
+                             ORDER BY n.seq LIMIT 1), b.high)
 ), docs AS (
     SELECT page.id, row_number() OVER (ORDER BY page.id) AS n,
            CASE WHEN COALESCE(s.timezone, '') = '' OR s.timezone = ANY(%s::text[])
@@ -565,10 +575,7 @@ WITH page AS (
         WHERE x.device_id = page.device_id AND x.parameter_id = {export} AND x.ts = page.ts
         LIMIT 1
     ) x ON true
-    LEFT JOIN LATERAL (
-        SELECT c.at FROM core_readingcommit c
-        WHERE c.deployment_id = %s AND c.seq >= page.seq ORDER BY c.seq LIMIT 1
-    ) c ON true
+    LEFT JOIN commits c ON page.seq > c.below AND page.seq <= c.seq
     CROSS JOIN LATERAL (
         SELECT page.value::text AS value, page.cost::text AS cost, x.value::text AS export
     ) f
@@ -623,9 +630,9 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
         known = [z for z, ok in _ZONES.items() if ok]
         refused = [z for z, ok in _ZONES.items() if ok is False]
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*args, known, refused, PRODUCTION_SUBTYPE, known,
-                                 deployment.timezone, *pairs, deployment.pk, page.limit,
-                                 page.limit])
+            cursor.execute(sql, [*args, deployment.pk, deployment.pk, known, refused,
+                                 PRODUCTION_SUBTYPE, known, deployment.timezone, *pairs,
+                                 page.limit, page.limit])
             ids, text, unwritable, long_numbers, unknown = cursor.fetchone()
         fresh = [z for z in unknown if z not in _ZONES]
         if not fresh:

@@ -40,7 +40,7 @@ def test_sql_writes_every_double_as_pythons_repr():
     values = SPECIAL + _random_doubles(20_000)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT '\"value\":' || {selectors._json_float('v::text')}, "  # noqa: S608
+            f"SELECT '\"value\":' || {selectors._json_float('v::text')}, "
             f"length(v::text) >= {selectors.LONG_NUMBER} "
             "FROM unnest(%s::float8[]) WITH ORDINALITY AS t(v, i) ORDER BY i", [values])
         written = [text if not long else selectors._floats_python(text)
