@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from apps.core.logs import log_context_bind
 from apps.core.models import Deployment
 from apps.partner_api import anchors, errors, renderers, selectors, serializers, services
+from apps.partner_api.auth import Partner, key_touch
 from apps.partner_api.exceptions import ApiError
 from apps.partner_api.params import (
     PAGING_PARAMS,
@@ -172,15 +173,21 @@ class PartnerApiView(APIView):
         return found
 
     def _deployment(self) -> Deployment:
-        reachable = self.request.user.key.deployments.filter(is_active=True)
+        partner = self.request.user
+        reachable = partner.key.deployments.filter(is_active=True)
         slug = self.request.query_params.get("deployment")
+        # Read with the key (auth.key_check): at most two, or the one named.
+        known = partner.reach if partner.reach is not None and partner.slug == slug else None
         if slug:
-            found = reachable.filter(slug=slug).first()
+            if known is not None:
+                found = known[0] if known else None
+            else:
+                found = reachable.filter(slug=slug).first()
             if found is None:
                 raise ApiError(f"this API key has no access to deployment '{slug}'",
                                code="deployment_forbidden", status_code=403)
             return found
-        found = list(reachable[:2])
+        found = list(known) if known is not None else list(reachable[:2])
         if len(found) == 1:
             return found[0]
         if not found:
@@ -193,6 +200,9 @@ class PartnerApiView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        partner = getattr(request, "_user", None)
+        if isinstance(partner, Partner) and not getattr(request, "key_touched", False):
+            key_touch(partner.key)  # the throttle did not (another cache, or refused before)
         limit = getattr(request, "rate_limit", None)
         if limit:
             response["X-RateLimit-Limit"] = str(limit[0])
