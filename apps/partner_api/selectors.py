@@ -411,8 +411,11 @@ ORDER BY page.id
 
 
 def _usage_where(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
-                 cat: Catalogue, bound: Bound) -> tuple[str, list]:
-    """The page's conditions beside the deployment and parameters: SQL text and its params."""
+                 cat: Catalogue, bound: Bound | None) -> tuple[str, list]:
+    """The page's conditions beside the deployment and parameters: SQL text and its params.
+
+    `bound` None: the highest id now, read by the statement itself (_TOP_ID).
+    """
     ids = _parameter_ids(flt, cat.usage_ids, cat)
     _check_meters(deployment, flt.meters)
     where, params = [], [deployment.pk, list(ids)]
@@ -428,8 +431,11 @@ def _usage_where(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest
     if flt.after_seq is not None:
         where.append("AND r.seq > %s")
         params.append(flt.after_seq)
-    where.append("AND r.seq <= %s" if bound.kind == "s" else "AND r.id <= %s")
-    params.append(bound.value)
+    if bound is None:
+        where.append(f"AND r.id <= {_TOP_ID}")
+    else:
+        where.append("AND r.seq <= %s" if bound.kind == "s" else "AND r.id <= %s")
+        params.append(bound.value)
     if page.after_id is not None:
         where.append("AND r.id > %s")
         params.append(page.after_id)
@@ -580,7 +586,7 @@ WITH page AS (
         SELECT page.value::text AS value, page.cost::text AS cost, x.value::text AS export
     ) f
 )
-SELECT COALESCE(array_agg(id ORDER BY id), '{{}}'),
+SELECT COALESCE(array_agg(id ORDER BY id), '{{}}'), {top},
        COALESCE(string_agg(doc, ',' ORDER BY id) FILTER (WHERE n <= %s), ''),
        count(*) FILTER (WHERE doc IS NULL),
        count(*) FILTER (WHERE n <= %s AND greatest(length(value), length(cost),
@@ -588,6 +594,9 @@ SELECT COALESCE(array_agg(id ORDER BY id), '{{}}'),
        COALESCE(array_agg(DISTINCT unknown_zone) FILTER (WHERE unknown_zone IS NOT NULL), '{{}}')
 FROM docs
 """
+
+# The highest reading id, as _series_bound takes it for a full pull; evaluated once a statement.
+_TOP_ID = "(SELECT max(id) FROM core_reading)"
 
 # Site zones met by this process: True when both Python and PostgreSQL know them, False when
 # Python does not (the deployment's zone stands in, as in `_zone`), None when only Python
@@ -622,10 +631,13 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
     if connection.vendor != "postgresql":
         return usage_list(deployment=deployment, flt=flt, page=page)
     cat = catalogue()
-    bound = _series_bound(deployment, page, incremental=flt.after_seq is not None)
+    # A full pull's first page (and every offset page) takes its bound in the same statement.
+    bound = (None if page.bound is None and flt.after_seq is None else
+             _series_bound(deployment, page, incremental=flt.after_seq is not None))
     where, args = _usage_where(deployment=deployment, flt=flt, page=page, cat=cat, bound=bound)
     export, pairs = _export_of(cat, "page.parameter_id")
-    sql = _USAGE_JSON_SQL.format(where=where, doc=_USAGE_DOC, export=export, long=LONG_NUMBER)
+    sql = _USAGE_JSON_SQL.format(where=where, doc=_USAGE_DOC, export=export, long=LONG_NUMBER,
+                                 top=_TOP_ID if bound is None else "NULL")
     for _ in range(2):
         known = [z for z, ok in _ZONES.items() if ok]
         refused = [z for z, ok in _ZONES.items() if ok is False]
@@ -633,7 +645,7 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
             cursor.execute(sql, [*args, deployment.pk, deployment.pk, known, refused,
                                  PRODUCTION_SUBTYPE, known, deployment.timezone, *pairs,
                                  page.limit, page.limit])
-            ids, text, unwritable, long_numbers, unknown = cursor.fetchone()
+            ids, top, text, unwritable, long_numbers, unknown = cursor.fetchone()
         fresh = [z for z in unknown if z not in _ZONES]
         if not fresh:
             break
@@ -643,6 +655,8 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
         return usage_list(deployment=deployment, flt=flt, page=page)
     if unwritable:
         raise ValueError("Out of range float values are not JSON compliant")
+    if bound is None:
+        bound = Bound("i", top or 0)
     return Rendered(_floats_python(text) if long_numbers else text), ids, bound
 
 
