@@ -58,7 +58,8 @@ def gunicorn_server(*, threads: int = 1, workers: int = 2,
         cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # Generous: on a shared machine gevent workers importing the hub take a while.
+        deadline = time.monotonic() + (120 if production else 30)
         while True:
             try:
                 requests.get(f"{base}/healthz", timeout=5)
