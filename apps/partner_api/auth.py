@@ -11,9 +11,11 @@ import secrets
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db.models import FilteredRelation, Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from apps.core.models import Deployment
 from apps.partner_api.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -44,9 +46,15 @@ def _prefix_of(raw: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Partner:
-    """request.user for the partner API: the key behind the request."""
+    """request.user for the partner API: the key behind the request.
+
+    `reach`: the active deployments the key reaches, read with the key (at most two, or the
+    one named `slug` when the request names one), so that the view needs no query for them.
+    """
 
     key: ApiKey
+    reach: tuple[Deployment, ...] | None = None
+    slug: str | None = None
 
     is_authenticated = True
     is_anonymous = False
@@ -59,29 +67,63 @@ class Partner:
         return f"api key {self.key.prefix}"
 
 
-def key_check(raw: str) -> ApiKey:
+_KEY_FIELDS = [f.attname for f in ApiKey._meta.concrete_fields]
+_DEPLOYMENT_FIELDS = [f.attname for f in Deployment._meta.concrete_fields]
+
+
+def _key_and_reach(prefix: str, slug: str | None) -> tuple[ApiKey | None, tuple]:
+    """The active key of `prefix` and its first two active deployments (or the one named
+    `slug`), in one query."""
+    reachable = Q(deployments__is_active=True)
+    if slug:
+        reachable &= Q(deployments__slug=slug)
+    rows = list(ApiKey.objects.filter(prefix=prefix, is_active=True)
+                .annotate(reach=FilteredRelation("deployments", condition=reachable))
+                .order_by("reach__id")
+                .values_list(*_KEY_FIELDS, *(f"reach__{n}" for n in _DEPLOYMENT_FIELDS))[:2])
+    if not rows:
+        return None, ()
+    size, db = len(_KEY_FIELDS), ApiKey.objects.db
+    key = ApiKey.from_db(db, _KEY_FIELDS, rows[0][:size])
+    return key, tuple(Deployment.from_db(db, _DEPLOYMENT_FIELDS, row[size:])
+                      for row in rows if row[size] is not None)
+
+
+def key_check(raw: str, *, slug: str | None = None) -> Partner:
     """The active key matching `raw`; the same answer for unknown, wrong and revoked keys."""
     prefix = _prefix_of(raw)
-    key = ApiKey.objects.filter(prefix=prefix, is_active=True).first() if prefix else None
+    key, reach = _key_and_reach(prefix, slug) if prefix else (None, ())
     expected = key.key_hash if key else "0" * 64
     matches = hmac.compare_digest(key_hash(raw), expected)
     if key is None or not matches or (key.expires_at and key.expires_at <= timezone.now()):
         raise exceptions.AuthenticationFailed(
             "invalid or revoked API key; ask the hub operator for a new one"
         )
-    _touch(key)
-    return key
+    return Partner(key, reach, slug)
 
 
-def _touch(key: ApiKey) -> None:
-    try:
-        due = cache.add(f"partner_api:used:{key.prefix}", 1, timeout=LAST_USED_EVERY)
-    except Exception as exc:  # Redis down: last_used_at waits, the request does not fail
-        logger.warning("partner API: cache unavailable, last use of key %s not recorded: %s",
-                       key.prefix, exc)
-        return
+def key_touch(key: ApiKey, *, due: bool | None = None) -> None:
+    """Record the key's use, at most every LAST_USED_EVERY seconds.
+
+    `due`: what the cache already answered (the throttle asks it beside its count, in the
+    same round trip); None to ask it here.
+    """
+    if due is None:
+        try:
+            due = cache.add(f"partner_api:used:{key.prefix}", 1, timeout=LAST_USED_EVERY)
+        except Exception as exc:  # Redis down: last_used_at waits, the request does not fail
+            logger.warning("partner API: cache unavailable, last use of key %s not "
+                           "recorded: %s", key.prefix, exc)
+            return
     if due:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+
+
+def _slug(request) -> str | None:
+    """The deployment the request names, read with the key; one PostgreSQL cannot hold (a
+    NUL, refused by the view with 400) is left to the view."""
+    slug = request.query_params.get("deployment")
+    return slug if slug and "\x00" not in slug else None
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -91,8 +133,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = request.META.get("HTTP_X_API_KEY")
         if not raw:
             return None
-        key = key_check(raw.strip())
-        return Partner(key), key
+        partner = key_check(raw.strip(), slug=_slug(request))
+        return partner, partner.key
 
     def authenticate_header(self, request) -> str:
         return 'Basic realm="hub partner API", charset="UTF-8"'
@@ -112,14 +154,15 @@ class ApiKeyBasicAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "malformed Basic credentials; send base64('<key prefix>:<API key>')"
             ) from None
-        key = key_check(password)
+        partner = key_check(password, slug=_slug(request))
+        key = partner.key
         # The user name is part of the credential: a client configured with someone else's
         # name (or none) is told, rather than let in on the password alone.
         if not hmac.compare_digest(user.encode(), key.prefix.encode()):
             raise exceptions.AuthenticationFailed(
                 "HTTP Basic user name must be the key's prefix (the 8 characters after "
                 "'hub_'), password the whole key")
-        return Partner(key), key
+        return partner, key
 
     def authenticate_header(self, request) -> str:
         return 'Basic realm="hub partner API", charset="UTF-8"'

@@ -230,22 +230,21 @@ def page_request(params) -> PageRequest:
 
 @dataclass(slots=True)
 class Page:
-    results: list[dict]
     next: str | None
     previous: str | None
     next_cursor: str | None
     link: str
 
 
-def page_build(request, page: PageRequest, rows: list[dict], positions: list[int],
-               bound: Bound) -> Page:
-    """Cut the limit+1 fetched rows to a page and announce where the next one is.
+def page_build(request, page: PageRequest, positions: list[int], bound: Bound) -> Page:
+    """Where the next page is, from the positions of the limit+1 records fetched.
 
-    `next` always continues by keyset from the page's last record, whatever style the page
-    was asked in: unlike an offset, that position survives records being deleted meanwhile.
+    The records beyond the limit are left out of the page by the caller. `next` always
+    continues by keyset from the page's last record, whatever style the page was asked in:
+    unlike an offset, that position survives records being deleted meanwhile.
     """
-    has_more = len(rows) > page.limit
-    rows, positions = rows[: page.limit], positions[: page.limit]
+    has_more = len(positions) > page.limit
+    positions = positions[: page.limit]
     base = request.build_absolute_uri(request.path)
     query = [(k, v) for k, values in request.query_params.lists() for v in values
              if k not in PAGING_PARAMS]
@@ -269,4 +268,4 @@ def page_build(request, page: PageRequest, rows: list[dict], positions: list[int
         links.append(f'<{previous}>; rel="prev"')
     if nxt:
         links.append(f'<{nxt}>; rel="next"')
-    return Page(rows, nxt, previous, next_cursor, ", ".join(links))
+    return Page(nxt, previous, next_cursor, ", ".join(links))

@@ -27,7 +27,7 @@ from django.core.cache.backends.filebased import FileBasedCache
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle
 
-from apps.partner_api.auth import Partner
+from apps.partner_api.auth import LAST_USED_EVERY, Partner, key_touch
 
 WINDOW = 60
 TTL = WINDOW + 5
@@ -54,21 +54,34 @@ def _exclusive(store: BaseCache) -> Iterator[None]:
 
 def rate_count(name: str, *, store: BaseCache = cache) -> int:
     """Add one to the counter `name` and return the new value, atomically."""
+    return rate_count_marking(name, store=store)[0]
+
+
+def rate_count_marking(name: str, *, store: BaseCache = cache,
+                       mark: tuple[str, int] | None = None) -> tuple[int, bool | None]:
+    """rate_count, and on Redis, in the same round trip, `mark` (name, seconds) set if absent.
+
+    The second value says whether the mark was absent (auth.key_touch): None when not
+    asked, or on a cache other than Redis.
+    """
     if isinstance(store, RedisCache):
         key = store.make_and_validate_key(name)
         client = store._cache.get_client(key, write=True)
         pipe = client.pipeline()  # MULTI/EXEC: the increment and its TTL together
         pipe.incr(key)
         pipe.expire(key, TTL)
-        return int(pipe.execute()[0])
+        if mark:
+            pipe.set(store.make_and_validate_key(mark[0]), 1, nx=True, ex=mark[1])
+        done = pipe.execute()
+        return int(done[0]), bool(done[2]) if mark else None
     with _exclusive(store):
         if store.add(name, 1, timeout=TTL):
-            return 1
+            return 1, None
         try:
-            return store.incr(name)
+            return store.incr(name), None
         except ValueError:  # expired between add and incr
             store.set(name, 1, timeout=TTL)
-            return 1
+            return 1, None
 
 
 class KeyRateThrottle(BaseThrottle):
@@ -82,13 +95,17 @@ class KeyRateThrottle(BaseThrottle):
         name = f"partner_api:rate:{partner.key.prefix}:{window}"
         self.reset = (window + 1) * WINDOW - now
         try:
-            used = rate_count(name)
+            used, due = rate_count_marking(name, mark=(f"partner_api:used:{partner.key.prefix}",
+                                               LAST_USED_EVERY))
         except Exception as exc:
             # The counter lives in the cache (Redis); without it the request goes through
             # unthrottled rather than failing: the readings it carries go to the database.
             logger.warning("partner API: cache unavailable, key %s not throttled: %s",
                            partner.key.prefix, exc)
             return True
+        if due is not None:
+            key_touch(partner.key, due=due)
+            request.key_touched = True
         request.rate_limit = (limit, max(0, limit - used), int(self.reset + 0.999))
         return used <= limit
 

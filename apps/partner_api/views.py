@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 from apps.core.logs import log_context_bind
 from apps.core.models import Deployment
-from apps.partner_api import anchors, errors, selectors, serializers, services
+from apps.partner_api import anchors, errors, renderers, selectors, serializers, services
+from apps.partner_api.auth import Partner, key_touch
 from apps.partner_api.exceptions import ApiError
 from apps.partner_api.params import (
     PAGING_PARAMS,
@@ -142,6 +143,7 @@ class PartnerApiView(APIView):
 
     # Query parameters each method understands; any other one is refused with 400.
     query_params_accepted: dict[str, tuple[str, ...]] = {}
+    renderer_classes = [renderers.PartnerJSONRenderer]
 
     def get_exception_handler(self):
         return errors.exception_handler
@@ -171,15 +173,21 @@ class PartnerApiView(APIView):
         return found
 
     def _deployment(self) -> Deployment:
-        reachable = self.request.user.key.deployments.filter(is_active=True)
+        partner = self.request.user
+        reachable = partner.key.deployments.filter(is_active=True)
         slug = self.request.query_params.get("deployment")
+        # Read with the key (auth.key_check): at most two, or the one named.
+        known = partner.reach if partner.reach is not None and partner.slug == slug else None
         if slug:
-            found = reachable.filter(slug=slug).first()
+            if known is not None:
+                found = known[0] if known else None
+            else:
+                found = reachable.filter(slug=slug).first()
             if found is None:
                 raise ApiError(f"this API key has no access to deployment '{slug}'",
                                code="deployment_forbidden", status_code=403)
             return found
-        found = list(reachable[:2])
+        found = list(known) if known is not None else list(reachable[:2])
         if len(found) == 1:
             return found[0]
         if not found:
@@ -192,6 +200,9 @@ class PartnerApiView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        partner = getattr(request, "_user", None)
+        if isinstance(partner, Partner) and not getattr(request, "key_touched", False):
+            key_touch(partner.key)  # the throttle did not (another cache, or refused before)
         limit = getattr(request, "rate_limit", None)
         if limit:
             response["X-RateLimit-Limit"] = str(limit[0])
@@ -199,11 +210,14 @@ class PartnerApiView(APIView):
             response["X-RateLimit-Reset"] = str(limit[2])
         return response
 
-    def paged(self, page: PageRequest, rows: list[dict], positions: list[int],
-              bound: Bound) -> Response:
-        built = page_build(self.request, page, rows, positions, bound)
-        response = Response({"results": built.results, "next": built.next,
-                             "previous": built.previous, "next_cursor": built.next_cursor})
+    def paged(self, page: PageRequest, rows: list[dict] | selectors.Rendered,
+              positions: list[int], bound: Bound) -> Response:
+        """The page of the limit+1 records fetched; `rows` may be already JSON text."""
+        built = page_build(self.request, page, positions, bound)
+        rendered = isinstance(rows, selectors.Rendered)
+        data = {"results": [] if rendered else rows[: page.limit], "next": built.next,
+                "previous": built.previous, "next_cursor": built.next_cursor}
+        response = Response(renderers.page_rendered(data, rows.text) if rendered else data)
         if built.link:
             response["Link"] = built.link
         return response
@@ -361,7 +375,7 @@ class UsageView(PartnerApiView):
         responses={200: serializers.UsagePageSerializer, **ERRORS},
     )
     def get(self, request):
-        return _series_page(self, "usage", selectors.usage_list)
+        return _series_page(self, "usage", selectors.usage_page)
 
 
 READINGS_POST = f"""Push up to {settings.PARTNER_API_MAX_BATCH:,} readings. Each record is

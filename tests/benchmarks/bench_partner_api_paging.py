@@ -2,7 +2,8 @@
 
 A generic client (one `requests.Session`, pages of 1,000) reads every usage record of the
 deployment by offset, page number, cursor, the body's `next` and the `Link` header, from
-the hub under gunicorn. The baseline, in the same run over the same table, is a bare
+the hub under gunicorn as the Procfile runs it (config/gunicorn.conf.py). The baseline,
+in the same run over the same table, is a bare
 `SELECT … WHERE id > %s ORDER BY id LIMIT 1000` loop in-process.
 Reported: total time per style, its ratio to the baseline (goal >= 0.5 for every style),
 and the p50 of the first and the last ten pages (goal: flat; offset and page number too,
@@ -143,7 +144,7 @@ def test_paging_a_million_records_by_every_style(data):
     results = {}
     print(f"\n{total:,} usage records, pages of {PAGE:,}, one client:")
     print(f"  {'style':12} {'total s':>8} {'ratio':>6} {'p50 first10':>12} {'p50 last10':>11}")
-    with gunicorn_server(threads=2, workers=1) as base:
+    with gunicorn_server(production=True) as base:
         for style in ("bare keyset", *STYLES):
             results[style] = _bare(deployment) if style == "bare keyset" else _api(
                 base, key, style)
