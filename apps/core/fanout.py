@@ -50,17 +50,15 @@ def link_examined(*, link_id: int, seq: int) -> None:
             examined_seq=Greatest("examined_seq", Value(seq)))
 
 
-def work_q(*, link: str = "link", now: dt.datetime | None = None) -> Q:
-    """Rows whose delivery link (`link` is the path to it) has work; see the module doc."""
+def work_q(*, now: dt.datetime | None = None) -> Q:
+    """Rows (a DEXMA datasource, a Wattics stream: anything with a `link`) whose delivery
+    link has work; see the module doc."""
     now = now or timezone.now()
-    prefix = "" if link == "pk" else f"{link}__"
-    outer = OuterRef("pk") if link == "pk" else OuterRef(link)
-    newer = ReadingCommit.objects.filter(
-        deployment_id=OuterRef(f"{prefix}deployment_id"),
-        seq__gt=OuterRef(f"{prefix}examined_seq"))
-    due = OutboundBatch.objects.filter(
-        link=outer, state__in=OutboundBatch.OPEN_STATES, next_attempt_at__lte=now)
-    return Exists(newer) | (Q(**{f"{prefix}state": DeliveryLink.State.ACTIVE}) & Exists(due))
+    newer = ReadingCommit.objects.filter(deployment_id=OuterRef("link__deployment_id"),
+                                         seq__gt=OuterRef("link__examined_seq"))
+    due = OutboundBatch.objects.filter(link=OuterRef("link"), next_attempt_at__lte=now,
+                                       state__in=OutboundBatch.OPEN_STATES)
+    return Exists(newer) | (Q(link__state=DeliveryLink.State.ACTIVE) & Exists(due))
 
 
 def chunks(ids: Iterable[int], size: int | None = None) -> list[list[int]]:
