@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef
 from apps.core import fanout, jobs
 from apps.core.models import Run
 from apps.dexma import services
+from apps.dexma.client import Is3Client
 from apps.dexma.models import Backfill, DexmaDatasource, Installation
 
 
@@ -81,14 +82,18 @@ def deliver_chunk(datasource_ids: list[int]) -> dict:
 
     One run row for the chunk when anything happened (its counts summed, the failing
     datasources named in its error)."""
-    report = fanout.chunk_run(datasource_ids, one=_deliver_one, kind="dexma.deliver",
-                              what="DEXMA datasource", requeue=deliver_chunk.delay)
+    # One IS3 client (one keep-alive session) for the chunk: the token goes per request.
+    with Is3Client() as client:
+        report = fanout.chunk_run(
+            datasource_ids, one=lambda pk, deadline: _deliver_one(pk, client=client),
+            kind="dexma.deliver", what="DEXMA datasource", requeue=deliver_chunk.delay)
     return {**report.counts, "links": report.links, "active": report.active,
             "failed_links": len(report.errors), "requeued": len(report.rest)}
 
 
-def _deliver(datasource: DexmaDatasource) -> services.DeliveryResult:
-    result = services.datasource_deliver(datasource=datasource)
+def _deliver(datasource: DexmaDatasource,
+             client: Is3Client | None = None) -> services.DeliveryResult:
+    result = services.datasource_deliver(datasource=datasource, client=client)
     # Backfill batches go out here too; a backfill whose own task died with its worker
     # (redelivered only after the broker's visibility timeout) still ends.
     for backfill in Backfill.objects.filter(datasource=datasource,
@@ -97,13 +102,13 @@ def _deliver(datasource: DexmaDatasource) -> services.DeliveryResult:
     return result
 
 
-def _deliver_one(datasource_id: int, deadline: float) -> tuple | None:
+def _deliver_one(datasource_id: int, *, client: Is3Client) -> tuple | None:
     datasource = jobs.load(DexmaDatasource.objects.select_related("link", "deployment"),
                            datasource_id, what="DEXMA datasource")
     if datasource is None:
         return None
     job = jobs.job_run(app="dexma", job="deliver", key=datasource_id, log=False,
-                       body=lambda run: _deliver(datasource))
+                       body=lambda run: _deliver(datasource, client))
     if job.skipped:
         return None
     result = job.value

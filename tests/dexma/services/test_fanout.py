@@ -86,10 +86,10 @@ def test_one_failing_datasource_never_stops_its_chunk_and_the_chunk_logs_one_run
                quarter_hours(START, 1))
     real = tasks.services.datasource_deliver
 
-    def deliver(*, datasource):
+    def deliver(*, datasource, **kwargs):
         if datasource.pk == three[0].pk:
             raise RuntimeError("the planner broke")
-        return real(datasource=datasource)
+        return real(datasource=datasource, **kwargs)
 
     monkeypatch.setattr(tasks.services, "datasource_deliver", deliver)
     tasks.deliver_all()
@@ -114,8 +114,10 @@ def test_a_tick_that_finds_nothing_to_do_writes_no_run(deployment, three, queued
     assert tasks.deliver_all() == 0
 
 
+@responses.activate
 def test_a_chunk_past_its_slice_queues_the_rest_as_a_new_chunk(
         deployment, three, queued, settings):
+    responses.post(INSERT, body="OK")
     settings.TASK_SLICE_SECONDS = 0
     ingest(deployment, three[0].selections.get().device, "active_power",
            quarter_hours(START, 1))
