@@ -449,3 +449,18 @@ def test_a_recreated_stream_resumes_after_the_collectors_last_packet_without_lat
     again.refresh_from_db()
     assert (again.late_count, again.held_count) == (0, 3)
     assert not WatticsLatePacket.objects.filter(stream=again).exists()
+
+
+def test_a_round_cut_short_leaves_the_stream_with_work_until_the_sweep_ends(
+        deployment, account, make_stream, wattics, settings):
+    from apps.wattics.services import stream_plan
+
+    settings.WATTICS_PLAN_MAX_READINGS = 2
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", [20.0, 20.5, 21.0])
+    stream_plan(stream=stream)  # the first two instants
+    stream.link.refresh_from_db()
+    assert stream.link.examined_seq == 0
+    stream_plan(stream=stream)  # the last one: the sweep is done
+    stream.link.refresh_from_db()
+    assert stream.link.examined_seq > 0

@@ -125,3 +125,22 @@ def test_a_chunk_past_its_slice_queues_the_rest_as_a_new_chunk(
     counts = tasks.deliver_chunk(ids)
     # The first link always goes; the slice is then up and the others wait one task.
     assert counts["links"] == 1 and counts["requeued"] == 2 and queued == [ids[1:]]
+
+
+def test_a_plan_cut_short_by_its_batch_limit_leaves_the_datasource_with_work(
+        deployment, three, queued, monkeypatch):
+    from apps.dexma.services import live
+
+    monkeypatch.setattr(live, "MAX_VALUES", 1)  # one value a batch
+    ingest(deployment, three[0].selections.get().device, "active_power",
+           quarter_hours(START, 2))
+    datasource = three[0]
+    assert live.datasource_plan(datasource=datasource, max_batches=1) == 1
+    datasource.link.refresh_from_db()
+    assert datasource.link.examined_seq == 0  # a value is left: not examined yet
+    tasks.deliver_all()
+    assert datasource.pk in [pk for chunk in queued for pk in chunk]
+
+    assert live.datasource_plan(datasource=datasource, max_batches=5) == 1
+    datasource.link.refresh_from_db()
+    assert datasource.link.examined_seq > 0
