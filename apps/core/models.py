@@ -483,6 +483,9 @@ class DeliveryLink(models.Model):
     )
     # Highest reading seq the platform acknowledged; planning continues after the last batch.
     cursor = models.BigIntegerField(default=0)
+    # The deployment's newest ReadingCommit seq when the link's planner last looked at every
+    # reading up to it: beat's fan-out skips the link until a commit goes above it.
+    examined_seq = models.BigIntegerField(default=0)
     last_success_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

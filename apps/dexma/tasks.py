@@ -6,10 +6,12 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
-from apps.core import jobs
+from apps.core import fanout, jobs
 from apps.core.models import Run
 from apps.dexma import services
+from apps.dexma.client import Is3Client
 from apps.dexma.models import Backfill, DexmaDatasource, Installation
 
 
@@ -65,29 +67,71 @@ def consents_apply() -> dict:
 
 @shared_task(name="dexma.deliver_all")
 def deliver_all() -> int:
-    """Fan out: one delivery per registered DEXMA datasource, so one failing customer never
-    blocks the others."""
-    ids = list(DexmaDatasource.objects.exclude(link=None).values_list("pk", flat=True))
-    for pk in ids:
-        deliver_datasource.delay(pk)
-    return len(ids)
+    """Fan out the registered DEXMA datasources with work (new readings of their deployment,
+    a due batch, a backfill sending), DELIVERY_CHUNK per task (apps/core/fanout.py).
+    Returns how many datasources were queued."""
+    with_work = DexmaDatasource.objects.exclude(link=None).filter(
+        fanout.work_q() | Exists(Backfill.objects.filter(datasource=OuterRef("pk"),
+                                                         state=Backfill.State.SENDING)))
+    return fanout.fan_out(with_work, deliver_chunk.delay)
+
+
+@shared_task(name="dexma.deliver_chunk")
+def deliver_chunk(datasource_ids: list[int]) -> dict:
+    """Deliver these datasources one after the other; one failing never stops the others.
+
+    One run row for the chunk when anything happened (its counts summed, the failing
+    datasources named in its error)."""
+    # One IS3 client (one keep-alive session) for the chunk: the token goes per request.
+    with Is3Client() as client:
+        report = fanout.chunk_run(
+            datasource_ids, one=lambda pk, deadline: _deliver_one(pk, client=client),
+            kind="dexma.deliver", what="DEXMA datasource", requeue=deliver_chunk.delay)
+    return {**report.counts, "links": report.links, "active": report.active,
+            "failed_links": len(report.errors), "requeued": len(report.rest)}
+
+
+def _deliver(datasource: DexmaDatasource,
+             client: Is3Client | None = None) -> services.DeliveryResult:
+    result = services.datasource_deliver(datasource=datasource, client=client)
+    # Backfill batches go out here too; a backfill whose own task died with its worker
+    # (redelivered only after the broker's visibility timeout) still ends.
+    for backfill in Backfill.objects.filter(datasource=datasource,
+                                            state=Backfill.State.SENDING):
+        services.backfill_refresh(backfill=backfill)
+    return result
+
+
+def _deliver_one(datasource_id: int, *, client: Is3Client) -> tuple | None:
+    datasource = jobs.load(DexmaDatasource.objects.select_related("link", "deployment"),
+                           datasource_id, what="DEXMA datasource")
+    if datasource is None:
+        return None
+    job = jobs.job_run(app="dexma", job="deliver", key=datasource_id, log=False,
+                       body=lambda run: _deliver(datasource, client))
+    if job.skipped:
+        return None
+    result = job.value
+    counts = result.as_counts()
+    counts.pop("skipped", None)
+    if not any(counts.values()):
+        return None
+    error = (f"{result.failed} batch(es) failed, {result.dead} dead"
+             if result.failed or result.dead else "")
+    return datasource.name, counts, error, datasource.deployment_id
 
 
 @shared_task(name="dexma.deliver_datasource")
 def deliver_datasource(datasource_id: int) -> dict:
+    """One datasource now (ops, tests); beat's fan-out goes through `deliver_chunk`."""
     datasource = jobs.load(DexmaDatasource.objects.select_related("link", "deployment"),
                            datasource_id, what="DEXMA datasource")
     if datasource is None:
         return jobs.skipped("deleted")
 
     def body(run):
-        result = services.datasource_deliver(datasource=datasource)
+        result = _deliver(datasource)
         run.counts = result.as_counts()
-        # Backfill batches go out here too; a backfill whose own task died with its
-        # worker (redelivered only after the broker's visibility timeout) still ends.
-        for backfill in Backfill.objects.filter(datasource=datasource,
-                                                state=Backfill.State.SENDING):
-            services.backfill_refresh(backfill=backfill)
         if result.failed or result.dead:
             run.status = Run.Status.PARTIAL
 

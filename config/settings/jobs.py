@@ -44,6 +44,9 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 # waiting: a backlog on one platform never holds every worker process while another
 # platform's deliveries wait.
 TASK_SLICE_SECONDS = env.int("TASK_SLICE_SECONDS", default=15)
+# Beat's delivery fan-out queues the links with work this many to a task (apps/core/fanout.py):
+# a chunk delivers them one after the other, each under its own lock, within one slice.
+DELIVERY_CHUNK = env.int("DELIVERY_CHUNK", default=50)
 CELERY_RESULT_EXPIRES = 3600
 # Outcomes live in the database (runs, batches); a task's return value is not kept. Only the
 # ping (`core.ping`) asks for its result. Otherwise every task sent by beat or the web would

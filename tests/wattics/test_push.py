@@ -286,16 +286,69 @@ def test_an_idle_stream_does_not_call_wattics(deployment, account, make_stream, 
     assert (len(wattics.posts), wattics.gets) == calls
 
 
-def test_periodic_push_fans_out_one_task_per_active_stream(
-        deployment, account, make_stream, monkeypatch):
+def test_periodic_push_queues_active_streams_with_work_in_chunks(
+        deployment, account, make_stream, wattics, monkeypatch, settings):
     from apps.wattics import tasks
     from apps.wattics.services import stream_pause
 
+    settings.DELIVERY_CHUNK = 2
     queued = []
-    monkeypatch.setattr(tasks.stream_push, "delay", queued.append)
-    active = make_stream(deployment, "wm-1")
-    stream_pause(stream=make_stream(deployment, "wm-2"))
-    assert tasks.push_due() == 1 and queued == [active.pk]
+    monkeypatch.setattr(tasks.push_chunk, "delay", queued.append)
+    streams = [make_stream(deployment, f"wm-{n}") for n in range(3)]
+    stream_pause(stream=make_stream(deployment, "wm-paused"))
+    # Never synced with Wattics yet: each active stream looks once, to sync and plan.
+    assert tasks.push_due() == 3
+    assert queued == [[streams[0].pk, streams[1].pk], [streams[2].pk]]
+    for chunk in queued:
+        tasks.push_chunk(chunk)
+    queued.clear()
+    assert tasks.push_due() == 0 and queued == []  # synced, examined, nothing due
+
+    ingest(deployment, streams[1].device, "temperature", [21.0, 21.5])
+    assert tasks.push_due() == 3  # a commit of their deployment: each looks once
+    counts = tasks.push_chunk([s.pk for s in streams])
+    assert counts["sent"] == 2 and counts["active"] == 1 and counts["links"] == 3
+    assert [p["value"] for p in wattics.posts] == [21.0, 21.5]
+    assert tasks.push_due() == 0
+
+
+def test_a_stream_waiting_out_a_retry_is_queued_once_it_is_due(
+        deployment, account, make_stream, wattics, monkeypatch):
+    from apps.wattics import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.push_chunk, "delay", queued.append)
+    stream = make_stream(deployment)
+    wattics.answer(503, 503)  # both tries fail: the batch waits for its retry
+    ingest(deployment, stream.device, "temperature", [21.0])
+    tasks.push_chunk([stream.pk])
+    assert OutboundBatch.objects.get(link=stream.link).state == OutboundBatch.State.RETRY
+    assert tasks.push_due() == 0
+    due_now(stream)
+    assert tasks.push_due() == 1 and queued == [[stream.pk]]
+
+
+def test_one_failing_stream_never_stops_its_chunk_which_logs_one_run(
+        deployment, account, make_stream, wattics, monkeypatch):
+    from apps.core.models import Run
+    from apps.wattics import tasks
+
+    first, second = make_stream(deployment, "wm-1"), make_stream(deployment, "wm-2")
+    for stream in (first, second):
+        ingest(deployment, stream.device, "temperature", [20.0])
+    real = tasks.stream_push_service
+
+    def push(*, stream, **kwargs):
+        if stream.pk == first.pk:
+            raise RuntimeError("planner bug")
+        return real(stream=stream, **kwargs)
+
+    monkeypatch.setattr(tasks, "stream_push_service", push)
+    counts = tasks.push_chunk([first.pk, second.pk])
+    assert counts["sent"] == 1 and counts["failed_links"] == 1
+    run = Run.objects.get(kind="delivery")
+    assert run.status == Run.Status.PARTIAL and "RuntimeError: planner bug" in run.error
+    assert [p["id"] for p in wattics.posts] == ["wm-2"]
 
 
 def test_a_long_history_is_sent_in_slices_each_continued_by_a_new_task(
@@ -396,3 +449,18 @@ def test_a_recreated_stream_resumes_after_the_collectors_last_packet_without_lat
     again.refresh_from_db()
     assert (again.late_count, again.held_count) == (0, 3)
     assert not WatticsLatePacket.objects.filter(stream=again).exists()
+
+
+def test_a_round_cut_short_leaves_the_stream_with_work_until_the_sweep_ends(
+        deployment, account, make_stream, wattics, settings):
+    from apps.wattics.services import stream_plan
+
+    settings.WATTICS_PLAN_MAX_READINGS = 2
+    stream = make_stream(deployment)
+    ingest(deployment, stream.device, "temperature", [20.0, 20.5, 21.0])
+    stream_plan(stream=stream)  # the first two instants
+    stream.link.refresh_from_db()
+    assert stream.link.examined_seq == 0
+    stream_plan(stream=stream)  # the last one: the sweep is done
+    stream.link.refresh_from_db()
+    assert stream.link.examined_seq > 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Max
 
+from apps.core.fanout import commit_seq_top, link_examined
 from apps.core.models import DeliveryLink, Reading
 from apps.core.selectors import readings_of_pairs, readings_seq_upto
 from apps.core.services import batch_enqueue, link_planned_seq, outbox_dispatch
@@ -38,8 +39,12 @@ def datasource_plan(*, datasource: DexmaDatasource, max_batches: int = 20) -> in
     5,000 values; late readings are new readings too. Returns the batches planned."""
     if datasource.link_id is None:
         return 0
+    # Read before the readings: every reading up to this commit is visible to the queries
+    # below, so once they find nothing more the link has examined everything up to it.
+    examined = commit_seq_top(deployment_id=datasource.deployment_id)
     pairs = sorted(channels_of(datasource))
     if not pairs:
+        link_examined(link_id=datasource.link_id, seq=examined)
         return 0
     planned = 0
     for _ in range(max_batches):
@@ -49,6 +54,7 @@ def datasource_plan(*, datasource: DexmaDatasource, max_batches: int = 20) -> in
             base = readings_of_pairs(pairs, after_seq=start)
             upper = readings_seq_upto(base, limit=MAX_VALUES)
             if upper is None:
+                link_examined(link_id=datasource.link_id, seq=examined)
                 break
             count = base.filter(seq__lte=upper).count()
             batch_enqueue(link=link, seq_from=start, seq_to=upper,

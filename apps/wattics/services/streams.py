@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
+from apps.core.fanout import commit_seq_top, link_examined
 from apps.core.models import Device, Parameter, Quarantine, Reading
 from apps.core.selectors import readings_of_pairs, readings_seq_upto
 from apps.core.services import (
@@ -182,6 +183,9 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
     before, by an earlier stream) are counted as already at Wattics instead.
     """
     result = PlanResult()
+    # Read before the readings (see datasource_plan): a round that plans everything it finds
+    # has examined the stream's readings up to this commit.
+    examined = commit_seq_top(deployment_id=stream.deployment_id)
     channels = stream_channels(stream=stream)
     by_pair = {(c.device_id, c.parameter_id): c for c in channels}
     zone = stream.zone_name
@@ -190,6 +194,7 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
         changed = readings_of_pairs(by_pair, after_seq=locked.examined_seq)
         snapshot = readings_seq_upto(changed)
         if snapshot is None:
+            link_examined(link_id=locked.link_id, seq=examined)
             return result
         scope = changed.filter(seq__lte=snapshot)
         if locked.round_seq is not None and locked.planned_ts is not None:
@@ -269,6 +274,8 @@ def stream_plan(*, stream: WatticsStream) -> PlanResult:
             if len(gaps) >= 4:
                 changes["observed_interval_seconds"] = int(statistics.median(gaps))
         WatticsStream.objects.filter(pk=locked.pk).update(**changes)
+        if not partial:
+            link_examined(link_id=locked.link_id, seq=examined)
     for name, value in changes.items():
         setattr(stream, name, value)
     return result
