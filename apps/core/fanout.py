@@ -5,7 +5,7 @@ lock, writing a run row and planning, mostly to find nothing). Now a tick asks o
 which links have work:
 
 - a reading commit of the link's deployment above what the link's planner last examined
-  (`DeliveryLink.examined_seq`, moved by the planner once it looked at everything up to
+  (`DeliveryLink.examined_commit_seq`, moved by the planner once it looked at everything up to
   that commit), or
 - an open batch that is due (new, due for a retry, or claimed by a worker presumed dead),
   on an active link;
@@ -47,7 +47,7 @@ def link_examined(*, link_id: int, seq: int) -> None:
     """The link's planner looked at every reading up to commit `seq`: skip it until a newer one."""
     if seq:
         DeliveryLink.objects.filter(pk=link_id).update(
-            examined_seq=Greatest("examined_seq", Value(seq)))
+            examined_commit_seq=Greatest("examined_commit_seq", Value(seq)))
 
 
 def work_q(*, now: dt.datetime | None = None) -> Q:
@@ -55,7 +55,7 @@ def work_q(*, now: dt.datetime | None = None) -> Q:
     link has work; see the module doc."""
     now = now or timezone.now()
     newer = ReadingCommit.objects.filter(deployment_id=OuterRef("link__deployment_id"),
-                                         seq__gt=OuterRef("link__examined_seq"))
+                                         seq__gt=OuterRef("link__examined_commit_seq"))
     due = OutboundBatch.objects.filter(link=OuterRef("link"), next_attempt_at__lte=now,
                                        state__in=OutboundBatch.OPEN_STATES)
     return Exists(newer) | (Q(link__state=DeliveryLink.State.ACTIVE) & Exists(due))

@@ -376,7 +376,8 @@ class Run(models.Model):
     deployment = models.ForeignKey(
         Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
     )
-    kind = models.CharField(max_length=32, help_text="ingest, sync, delivery, …")
+    kind = models.CharField(max_length=32,
+                            help_text="<app>.<job>: dexma.deliver, wattics.push, pull.sync, …")
     target = models.CharField(max_length=255, blank=True, help_text="What ran, readable.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(auto_now_add=True)
@@ -485,7 +486,7 @@ class DeliveryLink(models.Model):
     cursor = models.BigIntegerField(default=0)
     # The deployment's newest ReadingCommit seq when the link's planner last looked at every
     # reading up to it: beat's fan-out skips the link until a commit goes above it.
-    examined_seq = models.BigIntegerField(default=0)
+    examined_commit_seq = models.BigIntegerField(default=0)
     last_success_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

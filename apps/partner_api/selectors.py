@@ -372,10 +372,9 @@ def usage_list(*, deployment: Deployment, flt: SeriesFilter,
     return out, [r[0] for r in rows], bound
 
 
-# The instants leave PostgreSQL as the text the API serves (what Python's isoformat() writes
-# for UTC; `updated_at` always with microseconds), and as microseconds since the epoch for
-# the local-day test: parsing three timestamps a row into datetimes cost more than the query.
-_USAGE_SQL = """
+# The usage page itself, the same rows for the tuples and the JSON statements below: the
+# records of the deployment's parameters in id order (`where` adds the filters and the bound).
+_USAGE_PAGE = """
 WITH page AS (
     SELECT r.id, r.seq, r.device_id, r.parameter_id, r.ts, r.period_end, r.value,
            r.estimated, r.cost, r.currency
@@ -384,7 +383,12 @@ WITH page AS (
     WHERE d.deployment_id = %s AND r.parameter_id = ANY(%s) {where}
     ORDER BY r.id
     LIMIT %s OFFSET %s
-)
+)"""
+
+# The instants leave PostgreSQL as the text the API serves (what Python's isoformat() writes
+# for UTC; `updated_at` always with microseconds), and as microseconds since the epoch for
+# the local-day test: parsing three timestamps a row into datetimes cost more than the query.
+_USAGE_SQL = _USAGE_PAGE + """
 SELECT page.id, page.parameter_id,
        replace(to_char(page.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
                '.000000', ''),
@@ -407,7 +411,7 @@ LEFT JOIN LATERAL (
     LIMIT 1  -- at most one by the natural key; the limit keeps it a probe, not a hash join
 ) x ON true
 ORDER BY page.id
-"""
+"""  # noqa: S608 (this module's constants; values go as parameters)
 
 
 def _usage_where(*, deployment: Deployment, flt: SeriesFilter, page: PageRequest,
@@ -544,16 +548,7 @@ _USAGE_DOC = " || ".join([
 # from the page's few commits (one index range, not a probe per record); the export reading,
 # one probe of the natural key (LIMIT 1 keeps the planner from turning it into a hash join
 # over the whole table).
-_USAGE_JSON_SQL = """
-WITH page AS (
-    SELECT r.id, r.seq, r.device_id, r.parameter_id, r.ts, r.period_end, r.value,
-           r.estimated, r.cost, r.currency
-    FROM core_reading r
-    JOIN core_device d ON d.id = r.device_id
-    WHERE d.deployment_id = %s AND r.parameter_id = ANY(%s) {where}
-    ORDER BY r.id
-    LIMIT %s OFFSET %s
-), commits AS (
+_USAGE_JSON_SQL = _USAGE_PAGE + """, commits AS (
     -- The commits the page's records belong to, each with the seq of the one before.
     SELECT c.seq, c.at, COALESCE(lag(c.seq) OVER (ORDER BY c.seq), -1) AS below
     FROM core_readingcommit c, (SELECT min(seq) AS low, max(seq) AS high FROM page) b
@@ -593,7 +588,7 @@ SELECT COALESCE(array_agg(id ORDER BY id), '{{}}'), {top},
                                                    length(export)) >= {long}),
        COALESCE(array_agg(DISTINCT unknown_zone) FILTER (WHERE unknown_zone IS NOT NULL), '{{}}')
 FROM docs
-"""
+"""  # noqa: S608 (this module's constants; values go as parameters)
 
 # The highest reading id, as _series_bound takes it for a full pull; evaluated once a statement.
 _TOP_ID = "(SELECT max(id) FROM core_reading)"

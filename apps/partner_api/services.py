@@ -198,7 +198,7 @@ def readings_push(*, deployment: Deployment, key: ApiKey, records: list[Any]) ->
     incoming = [_reading_in(records[i]) for i in positions]
     not_objects = [i for i, item in enumerate(records) if not isinstance(item, dict)]
     source = Quarantine.source_for("partner_api", "key", key.prefix)
-    with run_logged(kind="ingest", target=f"partner API push ({key.name})",
+    with run_logged(kind="partner_api.push", target=f"partner API push ({key.name})",
                     deployment=deployment) as run:
         with transaction.atomic():
             result = readings_ingest(deployment=deployment, records=incoming, source=source,

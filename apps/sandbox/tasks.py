@@ -52,7 +52,7 @@ def demo_meters_ingest(
     # demo deployment, and those must not get invented readings.
     devices = Device.objects.filter(deployment=deployment, datasource__key=DEMO_GATEWAY,
                                     is_active=True)
-    with run_logged(kind="ingest", target=f"demo meters of {deployment.slug}",
+    with run_logged(kind="sandbox.demo_meters", target=f"demo meters of {deployment.slug}",
                     deployment=deployment) as run:
         records = (
             reading

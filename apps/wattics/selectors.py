@@ -15,7 +15,8 @@ from apps.core.selectors import LinkAccounts, readings_of_pairs
 from apps.wattics.models import WatticsAccount, WatticsChannel, WatticsLatePacket, WatticsStream
 from apps.wattics.schemas import convert, parse_timestamp, unit_factor
 
-BACKFILL_RUN_KIND = "wattics_backfill"
+PUSH_RUN_KIND = "wattics.push"
+BACKFILL_RUN_KIND = "wattics.backfill"
 LEVELS = ("device", "site", "deployment", "partner")  # most specific first
 
 

@@ -10,6 +10,7 @@ from django.db.models import Q
 from apps.core import fanout, jobs
 from apps.core.models import DeliveryLink
 from apps.wattics.models import WatticsStream
+from apps.wattics.selectors import PUSH_RUN_KIND
 from apps.wattics.services.push import stream_push as stream_push_service
 from apps.wattics.services.push import stream_push_logged
 
@@ -28,7 +29,7 @@ def push_due() -> int:
 def push_chunk(stream_ids: list[int]) -> dict:
     """Push these streams one after the other within one slice; one failing never stops the
     others. One run row for the chunk when anything happened."""
-    report = fanout.chunk_run(stream_ids, one=_push_one, kind="delivery",
+    report = fanout.chunk_run(stream_ids, one=_push_one, kind=PUSH_RUN_KIND,
                               what="Wattics stream", requeue=push_chunk.delay,
                               budget=_budget())
     return {**report.counts, "links": report.links, "active": report.active,

@@ -12,36 +12,23 @@ HUB_BASE_URL = env.str(
     "HUB_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
 )
 _sandbox = f"{HUB_BASE_URL.rstrip('/')}/sandbox"
-DEXMA_API_URL = env.str(
-    "DEXMA_API_URL", default=f"{_sandbox}/dexma/v3" if SANDBOX_ENABLED else "https://api.dexma.com/v3"
-)
-DEXMA_INSERT_URL = env.str(
-    "DEXMA_INSERT_URL",
-    default=(
-        f"{_sandbox}/dexma/is3/readings"
-        if SANDBOX_ENABLED
-        else "https://insert.dexma.com/readings"
-    ),
-)
-WATTICS_API_URL = env.str(
-    "WATTICS_API_URL",
-    default=(
-        f"{_sandbox}/wattics/measurements/v2/unifiedjson/"
-        if SANDBOX_ENABLED
-        else "https://web-collector.wattics.com/measurements/v2/unifiedjson/"
-    ),
-)
-VOLUE_API_URL = env.str(
-    "VOLUE_API_URL", default=f"{_sandbox}/volue/api" if SANDBOX_ENABLED else ""
-)
-VOLUE_AUTH_URL = env.str(
-    "VOLUE_AUTH_URL",
-    default=(
-        f"{_sandbox}/volue/connect/token"
-        if SANDBOX_ENABLED
-        else "https://auth.identity.volue.com/connect/token"
-    ),
-)
+
+
+def _platform_url(name: str, sandbox_path: str, real: str) -> str:
+    """The platform's URL from the environment; else the sandbox's page or the real one."""
+    return env.str(name, default=f"{_sandbox}{sandbox_path}" if SANDBOX_ENABLED else real)
+
+
+DEXMA_API_URL = _platform_url("DEXMA_API_URL", "/dexma/v3", "https://api.dexma.com/v3")
+DEXMA_INSERT_URL = _platform_url("DEXMA_INSERT_URL", "/dexma/is3/readings",
+                                 "https://insert.dexma.com/readings")
+WATTICS_API_URL = _platform_url(
+    "WATTICS_API_URL", "/wattics/measurements/v2/unifiedjson/",
+    "https://web-collector.wattics.com/measurements/v2/unifiedjson/")
+# Volue's API address is per customer contract: no public default.
+VOLUE_API_URL = _platform_url("VOLUE_API_URL", "/volue/api", "")
+VOLUE_AUTH_URL = _platform_url("VOLUE_AUTH_URL", "/volue/connect/token",
+                               "https://auth.identity.volue.com/connect/token")
 
 # --- DEXMA Market App (apps.dexma) ----------------------------------------------------
 

@@ -36,4 +36,4 @@ def test_two_simultaneous_requests_with_one_idempotency_key_store_once(
     assert answers[0][:2] == answers[1][:2]
     assert sorted(a[2] for a in answers) == ["false", "true"]
     assert Reading.objects.count() == 50
-    assert Run.objects.filter(kind="ingest").count() == 1
+    assert Run.objects.filter(kind="partner_api.push").count() == 1

@@ -21,7 +21,7 @@ def test_a_valid_batch_is_stored_and_counted(api, meter):
     body = response.json()
     assert (body["received"], body["accepted"], body["inserted"], body["rejected"]) == (2, 2, 2, 0)
     assert Reading.objects.filter(device=meter).count() == 2
-    assert Run.objects.get(kind="ingest").counts["inserted"] == 2
+    assert Run.objects.get(kind="partner_api.push").counts["inserted"] == 2
 
 
 def test_a_batch_that_stores_nothing_new_answers_200(api, meter):
@@ -55,7 +55,7 @@ def test_a_partial_batch_stores_the_valid_and_reports_the_invalid_by_index(api, 
     assert "unknown device 'ghost'" in reasons[2]
     assert Reading.objects.filter(device=meter).count() == 2
     assert Quarantine.objects.filter(deployment=meter.deployment).count() == 3
-    assert Run.objects.get(kind="ingest").status == Run.Status.PARTIAL
+    assert Run.objects.get(kind="partner_api.push").status == Run.Status.PARTIAL
 
 
 def test_an_idempotent_retry_returns_the_first_answer_and_stores_nothing_again(api, meter):
@@ -71,7 +71,7 @@ def test_an_idempotent_retry_returns_the_first_answer_and_stores_nothing_again(a
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert list(Reading.objects.values_list("seq", flat=True)) == seq
     assert Quarantine.objects.count() == 1
-    assert Run.objects.filter(kind="ingest").count() == 1
+    assert Run.objects.filter(kind="partner_api.push").count() == 1
 
 
 def test_an_idempotency_key_reused_for_other_data_is_refused(api, meter):

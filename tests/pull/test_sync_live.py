@@ -296,7 +296,7 @@ def test_records_the_run_with_per_stage_counts(
 
     run = _sync(connection, sleeps)
 
-    assert run.kind == "pull-sync"
+    assert run.kind == "pull.sync"
     assert run.counts["assets"] == {"fetched": 2, "stored": 2, "unchanged": 0,
                                     "quarantined": 0, "deactivated": 0}
     assert run.counts["meters"]["stored"] == 3

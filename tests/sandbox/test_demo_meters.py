@@ -30,7 +30,7 @@ def test_demo_feed_rerun_changes_nothing(deployment, make_device):
     assert first["inserted"] == 8 * 4 and first["quarantined"] == 0
     assert second["unchanged"] == 8 * 4 and second["inserted"] == second["updated"] == 0
     assert Reading.objects.count() == 32
-    assert Run.objects.filter(kind="ingest", status="succeeded").count() == 2
+    assert Run.objects.filter(kind="sandbox.demo_meters", status="succeeded").count() == 2
 
 
 def test_demo_feed_ignores_devices_other_integrations_added(deployment, make_device):

@@ -42,7 +42,7 @@ def test_holes_list_the_missing_registered_intervals(deployment, make_stream):
 def test_stream_list_shows_state_late_count_and_cadence_warning(ops, deployment, make_stream):
     stream = make_stream(deployment, interval_seconds=300)
     WatticsStream.objects.filter(pk=stream.pk).update(late_count=4, observed_interval_seconds=900)
-    Run.objects.create(kind="wattics_backfill", target="1 stream(s): wm-1",
+    Run.objects.create(kind="wattics.backfill", target="1 stream(s): wm-1",
                        counts={"packets_total": 200, "packets_done": 50, "percent": 25.0})
     page = ops.get(reverse("admin:wattics_watticsstream_changelist")).content.decode()
     assert "wm-1" in page and "Active" in page

@@ -95,7 +95,7 @@ def test_backfill_command_sends_everything_and_reports_progress(
     out = io.StringIO()
     call_command("wattics_backfill", "--deployment", deployment.slug, stdout=out)
     assert "30/30 packets" in out.getvalue() and "Sent 30 packets." in out.getvalue()
-    run = Run.objects.get(kind="wattics_backfill")
+    run = Run.objects.get(kind="wattics.backfill")
     assert run.status == "succeeded" and run.counts["packets_done"] == 30
     assert out.getvalue().count("100%|") == 1 and "packets/s" in out.getvalue()
     assert CollectorPacket.objects.filter(discarded=False).count() == 30

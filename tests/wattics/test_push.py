@@ -286,14 +286,22 @@ def test_an_idle_stream_does_not_call_wattics(deployment, account, make_stream, 
     assert (len(wattics.posts), wattics.gets) == calls
 
 
+@pytest.fixture
+def queued(monkeypatch) -> list:
+    """The chunks the fan-out queues, caught here instead of going to the broker."""
+    from apps.wattics import tasks
+
+    chunks = []
+    monkeypatch.setattr(tasks.push_chunk, "delay", chunks.append)
+    return chunks
+
+
 def test_periodic_push_queues_active_streams_with_work_in_chunks(
-        deployment, account, make_stream, wattics, monkeypatch, settings):
+        deployment, account, make_stream, wattics, queued, settings):
     from apps.wattics import tasks
     from apps.wattics.services import stream_pause
 
     settings.DELIVERY_CHUNK = 2
-    queued = []
-    monkeypatch.setattr(tasks.push_chunk, "delay", queued.append)
     streams = [make_stream(deployment, f"wm-{n}") for n in range(3)]
     stream_pause(stream=make_stream(deployment, "wm-paused"))
     # Never synced with Wattics yet: each active stream looks once, to sync and plan.
@@ -313,11 +321,9 @@ def test_periodic_push_queues_active_streams_with_work_in_chunks(
 
 
 def test_a_stream_waiting_out_a_retry_is_queued_once_it_is_due(
-        deployment, account, make_stream, wattics, monkeypatch):
+        deployment, account, make_stream, wattics, queued):
     from apps.wattics import tasks
 
-    queued = []
-    monkeypatch.setattr(tasks.push_chunk, "delay", queued.append)
     stream = make_stream(deployment)
     wattics.answer(503, 503)  # both tries fail: the batch waits for its retry
     ingest(deployment, stream.device, "temperature", [21.0])
@@ -346,7 +352,7 @@ def test_one_failing_stream_never_stops_its_chunk_which_logs_one_run(
     monkeypatch.setattr(tasks, "stream_push_service", push)
     counts = tasks.push_chunk([first.pk, second.pk])
     assert counts["sent"] == 1 and counts["failed_links"] == 1
-    run = Run.objects.get(kind="delivery")
+    run = Run.objects.get(kind="wattics.push")
     assert run.status == Run.Status.PARTIAL and "RuntimeError: planner bug" in run.error
     assert [p["id"] for p in wattics.posts] == ["wm-2"]
 
@@ -460,7 +466,7 @@ def test_a_round_cut_short_leaves_the_stream_with_work_until_the_sweep_ends(
     ingest(deployment, stream.device, "temperature", [20.0, 20.5, 21.0])
     stream_plan(stream=stream)  # the first two instants
     stream.link.refresh_from_db()
-    assert stream.link.examined_seq == 0
+    assert stream.link.examined_commit_seq == 0
     stream_plan(stream=stream)  # the last one: the sweep is done
     stream.link.refresh_from_db()
-    assert stream.link.examined_seq > 0
+    assert stream.link.examined_commit_seq > 0

@@ -23,7 +23,7 @@ from apps.pull.services.entities import entities_sync
 from apps.pull.services.usage import usage_sync
 
 logger = logging.getLogger(__name__)
-RUN_KIND = "pull-sync"
+RUN_KIND = "pull.sync"
 
 
 @dataclass(slots=True)

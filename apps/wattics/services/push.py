@@ -35,7 +35,7 @@ from apps.core.services import (
 from apps.wattics.client import InsecureURL, PostResult, WatticsClient
 from apps.wattics.models import WatticsAccount, WatticsStream
 from apps.wattics.schemas import parse_timestamp
-from apps.wattics.selectors import account_for_stream
+from apps.wattics.selectors import PUSH_RUN_KIND, account_for_stream
 from apps.wattics.services.accounts import account_reject, stream_stop
 from apps.wattics.services.streams import PlanResult, stream_plan
 
@@ -282,7 +282,7 @@ def stream_push_logged(*, stream: WatticsStream, plan: bool = True,
     """`stream_push` with a run-log row whenever something happened."""
     result = stream_push(stream=stream, plan=plan, deadline=deadline, progress=progress)
     if result.sent or result.refused or result.error or result.planned.readings:
-        with run_logged(kind="delivery", target=f"wattics {stream.meter_id}",
+        with run_logged(kind=PUSH_RUN_KIND, target=f"wattics {stream.meter_id}",
                         deployment=stream.deployment) as run:
             run.counts = result.as_counts()
             if result.error:

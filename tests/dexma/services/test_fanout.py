@@ -137,10 +137,10 @@ def test_a_plan_cut_short_by_its_batch_limit_leaves_the_datasource_with_work(
     datasource = three[0]
     assert live.datasource_plan(datasource=datasource, max_batches=1) == 1
     datasource.link.refresh_from_db()
-    assert datasource.link.examined_seq == 0  # a value is left: not examined yet
+    assert datasource.link.examined_commit_seq == 0  # a value is left: not examined yet
     tasks.deliver_all()
     assert datasource.pk in [pk for chunk in queued for pk in chunk]
 
     assert live.datasource_plan(datasource=datasource, max_batches=5) == 1
     datasource.link.refresh_from_db()
-    assert datasource.link.examined_seq > 0
+    assert datasource.link.examined_commit_seq > 0
