@@ -270,7 +270,8 @@ class RunAdmin(HugeTableAdmin, ReadOnlyAdmin):
     list_filter = ("status", "deployment")
     list_select_related = ("deployment",)
     search_fields = ("=kind", "target", "=task_id")
-    search_help_text = "Exact kind (sync, delivery, …) or task id, or words of the target."
+    search_help_text = ("Exact kind (dexma.deliver, wattics.push, pull.sync, …) or task id, "
+                        "or words of the target.")
     ordering = ("-started_at",)
     sortable_by = ()
 
