@@ -94,3 +94,20 @@ def test_old_sources_and_payloads_are_rewritten_to_the_one_format():
     for new in ("dexma:datasource:hub-1", "wattics:stream:wm-1", "pull:connection:acme",
                 "partner_api:key:ab12"):
         assert rewrite(apps, new, {}) is None
+
+
+def test_ingest_keeps_a_record_refused_again_once_while_its_entry_is_open(deployment):
+    """Ingest writes through the one quarantine writer: a retried push of the same bad
+    record is rejected each time but kept once; after a discard it is kept anew."""
+    def push():
+        return readings_ingest(deployment=deployment, source="partner_api:key:ab12",
+                               records=[ReadingIn("ghost", "active_energy", T0, 5),
+                                        ReadingIn("ghost", "active_energy", T0, 5)])
+
+    first, again = push(), push()
+    assert (len(first.rejections), first.quarantined) == (2, 1)
+    assert (len(again.rejections), again.quarantined) == (2, 0)
+    assert Quarantine.objects.get().source == "partner_api:key:ab12"
+    quarantine_discard(entries=Quarantine.objects.all())
+    assert push().quarantined == 1
+    assert Quarantine.objects.filter(status=Quarantine.Status.OPEN).count() == 1

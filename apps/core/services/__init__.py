@@ -18,9 +18,9 @@ from apps.core.services.quarantine import (
     quarantine_add,
     quarantine_discard,
     quarantine_payload,
-    quarantine_replay,
     reading_payload,
 )
+from apps.core.services.replay import quarantine_replay
 from apps.core.services.runs import run_finish, run_logged, run_start
 
 __all__ = [

@@ -1,5 +1,6 @@
-"""The quarantine: the one writer every app keeps refused records with, and replaying them
-once ops fixed them (or the missing device now exists).
+"""The quarantine: the one writer every app keeps refused records with (core's ingest
+too), and discarding entries. Replaying them once ops fixed them (or the missing device now
+exists) is in `replay`, which goes through the ingest and so cannot live here.
 
 One source format, `<app>:<object>:<id>` (`Quarantine.source_for`) (`dexma:datasource:hub-madrid`,
 `wattics:stream:wm-1`, `pull:connection:acme`, `partner_api:key:ab12`), so the admin's
@@ -14,19 +15,16 @@ A reading's payload has the keys of `ReadingIn` at the top, so it replays as it 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.models import Quarantine, Reading, Run
-from apps.core.services.ingest import ReadingIn, readings_ingest
 
 _ABSENT = object()
 _CHECK_CHUNK = 200
@@ -91,53 +89,6 @@ def quarantine_add(
                    payload=e.payload, run=run)
         for e in fresh.values())
     return len(fresh)
-
-
-@dataclass(slots=True)
-class ReplayResult:
-    replayed: int = 0
-    still_invalid: int = 0
-    skipped: int = 0
-
-
-def quarantine_replay(*, entries: Iterable[Quarantine]) -> ReplayResult:
-    """Ingest each open reading entry again; those now valid are marked replayed.
-
-    An entry that still fails keeps its place with the new reason: replay never creates
-    a second quarantine row for the same record.
-    """
-    result = ReplayResult()
-    by_deployment: dict[int, list[Quarantine]] = defaultdict(list)
-    for entry in entries:
-        if (
-            entry.status != Quarantine.Status.OPEN
-            or entry.kind != Quarantine.Kind.READING
-            or entry.deployment_id is None
-            or not isinstance(entry.payload, dict)
-        ):
-            result.skipped += 1
-            continue
-        by_deployment[entry.deployment_id].append(entry)
-    for group in by_deployment.values():
-        with transaction.atomic():
-            outcome = readings_ingest(
-                deployment=group[0].deployment,
-                records=[ReadingIn.from_mapping(e.payload) for e in group],
-                source="quarantine-replay",
-                quarantine=False,
-            )
-            failed = {r.index: r.reason for r in outcome.rejections}
-            now = timezone.now()
-            for index, entry in enumerate(group):
-                if index in failed:
-                    entry.reason = failed[index]
-                    result.still_invalid += 1
-                else:
-                    entry.status = Quarantine.Status.REPLAYED
-                    entry.resolved_at = now
-                    result.replayed += 1
-            Quarantine.objects.bulk_update(group, ["reason", "status", "resolved_at"])
-    return result
 
 
 def quarantine_discard(*, entries: Iterable[Quarantine]) -> int:

@@ -36,6 +36,7 @@ from apps.core.services.ingest.records import (
     _text_safe,
 )
 from apps.core.services.ingest.validation import _validator
+from apps.core.services.quarantine import Refused, quarantine_add
 
 CHUNK_SIZE = 20_000
 
@@ -70,26 +71,19 @@ def readings_ingest(
                 rows, failed = _validate_chunk(validate, chunk)
                 unique = _last_of_each_key(rows)
                 result.duplicates += len(rows) - len(unique)
-                bad: list[Quarantine] = []
+                bad: list[Refused] = []
                 for position, exc in failed:
                     reason = _text_safe(str(exc))
                     result.rejections.append(Rejection(index + position, reason, exc.field))
-                    if quarantine:
-                        bad.append(
-                            Quarantine(
-                                deployment=deployment,
-                                kind=Quarantine.Kind.READING,
-                                source=source,
-                                reason=reason,
-                                payload=chunk[position].as_payload(),
-                                run=run,
-                            )
-                        )
+                    bad.append(Refused(reason, chunk[position].as_payload()))
                 index += len(chunk)
                 _add(result, merger.wait())  # the previous chunk's merge, if still running
-                result.quarantined += len(bad)
-                if bad:
-                    Quarantine.objects.bulk_create(bad)
+                if bad and quarantine:
+                    # The one writer: a record refused again while its entry is still open
+                    # (a retried push) is not kept twice.
+                    result.quarantined += quarantine_add(
+                        source=source, entries=bad, deployment_id=deployment.pk,
+                        kind=Quarantine.Kind.READING, run=run)
                 if unique:
                     merger.start(unique, more)
             _add(result, merger.wait())
