@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.filebased import FileBasedCache
 from django.core.cache.backends.redis import RedisCache
+from django.utils.connection import ConnectionProxy
 from rest_framework.throttling import BaseThrottle
 
 from apps.partner_api.auth import LAST_USED_EVERY, Partner, key_touch
@@ -64,6 +65,10 @@ def rate_count_marking(name: str, *, store: BaseCache = cache,
     The second value says whether the mark was absent (auth.key_touch): None when not
     asked, or on a cache other than Redis.
     """
+    if isinstance(store, ConnectionProxy):
+        # `django.core.cache.cache` stands for the backend but is not one: seen through it,
+        # Redis would take the slow path and the file cache would go without its lock.
+        store = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(store, RedisCache):
         key = store.make_and_validate_key(name)
         client = store._cache.get_client(key, write=True)

@@ -72,3 +72,36 @@ def test_parallel_clients_get_exactly_the_limit_and_429_after(deployment, make_k
     for thread in threads:
         thread.join()
     assert (statuses.count(200), statuses.count(429)) == (50, 40)
+
+
+def _count_many_default(name, out):
+    out.put([rate_count(name) for _ in range(EACH)])
+
+
+def test_the_default_cache_is_counted_as_the_backend_it_stands_for(tmp_path, settings):
+    """`rate_count` without a store uses `django.core.cache.cache`, a proxy: the embedded
+    file cache behind it still takes the lock (parallel processes, exact counts)."""
+    settings.CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(tmp_path / "cache")}}
+    name = f"partner_api:rate:test:{uuid.uuid4().hex}"
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    workers = [context.Process(target=_count_many_default, args=(name, out))
+               for _ in range(PROCESSES)]
+    for worker in workers:
+        worker.start()
+    counts = sorted(c for _ in workers for c in out.get(timeout=60))
+    for worker in workers:
+        worker.join(timeout=60)
+    assert counts == list(range(1, PROCESSES * EACH + 1))
+
+
+def test_on_redis_the_default_cache_counts_and_marks_in_one_round_trip():
+    """Through the proxy too, Redis answers the count and the key's last-use mark together
+    (a pipeline), so the throttle needs no second round trip."""
+    from apps.partner_api.throttling import rate_count_marking
+
+    name, mark = f"rate-{uuid.uuid4().hex}", f"used-{uuid.uuid4().hex}"
+    assert rate_count_marking(name, mark=(mark, 60)) == (1, True)
+    assert rate_count_marking(name, mark=(mark, 60)) == (2, False)
