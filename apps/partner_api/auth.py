@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -11,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import FilteredRelation, Q
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -71,22 +72,62 @@ _KEY_FIELDS = [f.attname for f in ApiKey._meta.concrete_fields]
 _DEPLOYMENT_FIELDS = [f.attname for f in Deployment._meta.concrete_fields]
 
 
+@functools.cache
+def _key_and_reach_sql(with_slug: bool) -> str:
+    """The statement of `_key_and_reach`, written once from the models' tables: built by
+    the ORM (a FilteredRelation) it cost 2 to 4 ms of Python a request, the query 0.1 ms."""
+    q = connection.ops.quote_name
+    key, deployment = ApiKey._meta, Deployment._meta
+    through = ApiKey.deployments.through._meta
+    columns = ", ".join([*(f"k.{q(f.column)}" for f in key.concrete_fields),
+                         *(f"d.{q(f.column)}" for f in deployment.concrete_fields)])
+    slug = " AND d.slug = %s" if with_slug else ""
+    # Names from the models; values go as parameters.
+    return (
+        f"SELECT {columns} FROM {q(key.db_table)} k "  # noqa: S608
+        f"LEFT JOIN {q(through.db_table)} kd "
+        f"ON kd.{q(through.get_field('apikey').column)} = k.id "
+        f"LEFT JOIN {q(deployment.db_table)} d "
+        f"ON d.id = kd.{q(through.get_field('deployment').column)} AND d.is_active{slug} "
+        "WHERE k.is_active AND k.prefix = %s "
+        # The reachable deployments first (NULL, none reached, sorts last everywhere).
+        "ORDER BY d.id IS NULL, d.id LIMIT 2"
+    )
+
+
 def _key_and_reach(prefix: str, slug: str | None) -> tuple[ApiKey | None, tuple]:
     """The active key of `prefix` and its first two active deployments (or the one named
     `slug`), in one query."""
-    reachable = Q(deployments__is_active=True)
-    if slug:
-        reachable &= Q(deployments__slug=slug)
-    rows = list(ApiKey.objects.filter(prefix=prefix, is_active=True)
-                .annotate(reach=FilteredRelation("deployments", condition=reachable))
-                .order_by("reach__id")
-                .values_list(*_KEY_FIELDS, *(f"reach__{n}" for n in _DEPLOYMENT_FIELDS))[:2])
+    with connection.cursor() as cursor:
+        cursor.execute(_key_and_reach_sql(bool(slug)), [slug, prefix] if slug else [prefix])
+        rows = cursor.fetchall()
     if not rows:
         return None, ()
     size, db = len(_KEY_FIELDS), ApiKey.objects.db
+    convert = _converters()
+    rows = [[value if not fns or value is None else _apply(fns, value, col)
+             for value, (col, fns) in zip(row, convert, strict=True)] for row in rows]
     key = ApiKey.from_db(db, _KEY_FIELDS, rows[0][:size])
     return key, tuple(Deployment.from_db(db, _DEPLOYMENT_FIELDS, row[size:])
                       for row in rows if row[size] is not None)
+
+
+@functools.cache
+def _converters() -> list[tuple]:
+    """Per column of the statement, what the ORM would apply to the value read (SQLite's
+    text datetimes and integer booleans; nothing much on PostgreSQL)."""
+    out = []
+    for field in (*ApiKey._meta.concrete_fields, *Deployment._meta.concrete_fields):
+        col = field.get_col(field.model._meta.db_table)
+        out.append((col, [*connection.ops.get_db_converters(col),
+                          *col.get_db_converters(connection)]))
+    return out
+
+
+def _apply(fns, value, col):
+    for fn in fns:
+        value = fn(value, col, connection)
+    return value
 
 
 def key_check(raw: str, *, slug: str | None = None) -> Partner:

@@ -79,6 +79,21 @@ def test_a_key_over_several_deployments_must_name_one(deployment, other_deployme
     assert client.get("/api/v1/assets/?deployment=globex").status_code == 200
 
 
+def test_a_key_whose_other_deployments_were_deactivated_reaches_its_active_one(
+        client_for, make_key):
+    from apps.core.models import Deployment
+
+    retired = [Deployment.objects.create(slug=f"retired-{n}", name="Retired", timezone="UTC",
+                                         is_active=False) for n in range(2)]
+    # The active deployment has the highest id: the inactive ones must not fill the two
+    # places the key's statement reads.
+    newest = Deployment.objects.create(slug="newest", name="Newest", timezone="UTC")
+    _, raw = make_key(*retired, newest)
+    response = client_for(raw).get("/api/v1/assets/")
+    assert response.status_code == 200, response.json()
+    assert client_for(raw).get("/api/v1/assets/?deployment=retired-0").status_code == 403
+
+
 def test_an_unknown_path_answers_404_in_the_error_shape(api):
     response = api.get("/api/v1/nothing-here/")
     assert response.status_code == 404
