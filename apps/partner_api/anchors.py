@@ -25,7 +25,7 @@ import logging
 from dataclasses import replace
 
 from django.core.cache import cache
-from django.db.models import Max
+from django.db import connection
 
 from apps.core.models import Deployment
 from apps.partner_api.models import Tombstone
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # Long enough for a slow client between two pages; a forgotten anchor only costs an OFFSET.
 ANCHOR_SECONDS = 3600
+_DELETED_SQL = (f"SELECT max(id) FROM {Tombstone._meta.db_table} "  # noqa: S608 (a model's)
+                "WHERE deployment_id = %s")
 
 
 def anchor_scope(*, deployment: Deployment, endpoint: str, flt) -> str:
@@ -43,8 +45,9 @@ def anchor_scope(*, deployment: Deployment, endpoint: str, flt) -> str:
     The deployment's creation time tells a deployment from an earlier one that had its id
     (a restored or recreated database) whose anchors the cache may still hold.
     """
-    deleted = (Tombstone.objects.filter(deployment=deployment)
-               .aggregate(m=Max("id"))["m"] or 0)
+    with connection.cursor() as cursor:  # the ORM's aggregate cost 1 ms of Python a page
+        cursor.execute(_DELETED_SQL, [deployment.pk])
+        deleted = cursor.fetchone()[0] or 0
     created = int(deployment.created_at.timestamp() * 1_000_000)
     what = repr((endpoint, tuple(sorted(set(flt.meters))), flt.parameter,
                  flt.start and flt.start.isoformat(), flt.end and flt.end.isoformat(),

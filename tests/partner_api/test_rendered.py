@@ -96,6 +96,10 @@ def varied(deployment, make_device):
         records += [ReadingIn(device=meter, parameter="exported_active_energy_delta",
                               ts=T0 + i * QH, period_end=T0 + (i + 1) * QH, value=v)
                     for i, v in ((0, 0.3), (4, 1e-7))]
+    # A meter without any export reading: its records skip the export probe.
+    make_device(deployment, "dry", site=madrid, unit="kWh")
+    records += [ReadingIn(device="dry", parameter="active_energy_delta", ts=T0 + i * QH,
+                          period_end=T0 + (i + 1) * QH, value=0.5 * i) for i in range(3)]
     result = readings_ingest(deployment=deployment, source="t", records=records)
     assert not result.rejections, result.rejections
     # A second commit: changed records get a later change time than the rest.
@@ -127,11 +131,12 @@ def test_a_rendered_page_is_byte_for_byte_drfs(api, varied, monkeypatch, style):
     rendered = pages()
     monkeypatch.setattr(selectors, "usage_page", selectors.usage_list)
     assert pages() == rendered
-    assert len(rendered) == 9  # 60 records and a 61st page check, 7 a page
+    assert len(rendered) == 9  # 63 records, 7 a page
     text = b"".join(body for body, _ in rendered).decode()
     for seen in ("2026-03-01", "2026-03-02", '"redelivery":1e-07', '"value":1e+21',
                  '"value":-0.0', '"value":1000000000000000.0', "\\u2028", "m\\u00b3"[:1],
-                 '"cost":null', '"currency":"EUR"', '.000250+00:00"', '"estimated":true'):
+                 '"cost":null', '"currency":"EUR"', '.000250+00:00"', '"estimated":true',
+                 '"meter":"dry"'):
         assert seen in text, seen
 
 
@@ -147,4 +152,4 @@ def test_a_zone_only_python_knows_falls_back_to_the_dicts(deployment, varied, mo
     monkeypatch.setitem(selectors._ZONES, "Asia/Tokyo", None)
     rows, _, _ = selectors.usage_page(deployment=deployment, flt=selectors.SeriesFilter(),
                                       page=PageRequest(100, 0))
-    assert isinstance(rows, list) and len(rows) == 60
+    assert isinstance(rows, list) and len(rows) == 63
