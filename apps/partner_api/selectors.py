@@ -548,12 +548,9 @@ _USAGE_DOC = " || ".join([
 ])
 
 # The change marker: the first commit of the deployment at or above the record's seq, taken
-# from the page's few commits (one index range, not a probe per record). The export reading:
-# first, per (meter, parameter) of the page, whether any export reading lies within the
-# span of the page's records of that pair (one index range each); then, only for the records
-# of the pairs that have some, one probe of the natural key each (LIMIT 1 keeps the planner
-# from turning it into a hash join over the whole table). Most meters export nothing: their
-# records skip the probe (a thousand probes were a fifth of a page's time).
+# from the page's few commits (one index range, not a probe per record); the export reading,
+# one probe of the natural key (LIMIT 1 keeps the planner from turning it into a hash join
+# over the whole table).
 _USAGE_JSON_SQL = _USAGE_PAGE + """, commits AS (
     -- The commits the page's records belong to, each with the seq of the one before.
     SELECT c.seq, c.at, COALESCE(lag(c.seq) OVER (ORDER BY c.seq), -1) AS below
@@ -562,15 +559,6 @@ _USAGE_JSON_SQL = _USAGE_PAGE + """, commits AS (
       AND c.seq <= COALESCE((SELECT n.seq FROM core_readingcommit n
                              WHERE n.deployment_id = %s AND n.seq >= b.high
                              ORDER BY n.seq LIMIT 1), b.high)
-), exporting AS (
-    SELECT p.device_id, p.parameter_id, p.export
-    FROM (SELECT page.device_id, page.parameter_id, {export} AS export,
-                 min(page.ts) AS low, max(page.ts) AS high
-          FROM page GROUP BY page.device_id, page.parameter_id) p
-    WHERE p.export IS NOT NULL AND EXISTS (
-        SELECT 1 FROM core_reading x
-        WHERE x.device_id = p.device_id AND x.parameter_id = p.export
-          AND x.ts >= p.low AND x.ts <= p.high)
 ), docs AS (
     SELECT page.id, row_number() OVER (ORDER BY page.id) AS n,
            CASE WHEN COALESCE(s.timezone, '') = '' OR s.timezone = ANY(%s::text[])
@@ -586,11 +574,9 @@ _USAGE_JSON_SQL = _USAGE_PAGE + """, commits AS (
     CROSS JOIN LATERAL (
         SELECT page.ts AT TIME ZONE z.name AS start, page.period_end AT TIME ZONE z.name AS end
     ) l
-    LEFT JOIN exporting e ON e.device_id = page.device_id AND e.parameter_id = page.parameter_id
     LEFT JOIN LATERAL (
         SELECT x.value FROM core_reading x
-        WHERE e.export IS NOT NULL
-          AND x.device_id = page.device_id AND x.parameter_id = e.export AND x.ts = page.ts
+        WHERE x.device_id = page.device_id AND x.parameter_id = {export} AND x.ts = page.ts
         LIMIT 1
     ) x ON true
     LEFT JOIN commits c ON page.seq > c.below AND page.seq <= c.seq
@@ -654,8 +640,8 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
         known = [z for z, ok in _ZONES.items() if ok]
         refused = [z for z, ok in _ZONES.items() if ok is False]
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*args, deployment.pk, deployment.pk, *pairs, known, refused,
-                                 PRODUCTION_SUBTYPE, known, deployment.timezone,
+            cursor.execute(sql, [*args, deployment.pk, deployment.pk, known, refused,
+                                 PRODUCTION_SUBTYPE, known, deployment.timezone, *pairs,
                                  page.limit, page.limit])
             ids, top, text, unwritable, long_numbers, unknown = cursor.fetchone()
         fresh = [z for z in unknown if z not in _ZONES]
