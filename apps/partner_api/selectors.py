@@ -21,6 +21,7 @@ from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from apps.core.models import Deployment, Device, Parameter, Reading, ReadingCommit, Site
+from apps.core.statements import reused_plan_cursor
 from apps.partner_api.exceptions import ApiError
 from apps.partner_api.models import Tombstone
 from apps.partner_api.params import Bound, PageRequest
@@ -639,7 +640,7 @@ def usage_page(*, deployment: Deployment, flt: SeriesFilter,
     for _ in range(2):
         known = [z for z, ok in _ZONES.items() if ok]
         refused = [z for z, ok in _ZONES.items() if ok is False]
-        with connection.cursor() as cursor:
+        with reused_plan_cursor() as cursor:  # planned once per connection: see statements.py
             cursor.execute(sql, [*args, deployment.pk, deployment.pk, known, refused,
                                  PRODUCTION_SUBTYPE, known, deployment.timezone, *pairs,
                                  page.limit, page.limit])

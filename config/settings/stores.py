@@ -23,6 +23,15 @@ if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.po
         # unavailable (the partner API's 503 with Retry-After).
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
+# The few statements the hub runs over and over with new values (a partner API usage page)
+# are prepared once per connection and their plan reused (apps.core.statements); the ORM's
+# statements never are. Off for a pooler that cannot keep prepared statements: PgBouncer in
+# transaction mode before 1.21 (from 1.21, `max_prepared_statements` makes it work).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg prepares a statement on its second run on a connection; Django's own cursors
+    # bind client-side and are never prepared, whatever this says.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Web, worker and beat share one file: take the write lock at BEGIN and wait for it.
