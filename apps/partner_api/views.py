@@ -174,26 +174,30 @@ class PartnerApiView(APIView):
 
     def _deployment(self) -> Deployment:
         partner = self.request.user
-        reachable = partner.key.deployments.filter(is_active=True)
         slug = self.request.query_params.get("deployment")
-        # Read with the key (auth.key_check): at most two, or the one named.
+        # Read with the key (auth.key_check): at most two, or the one named. The queryset is
+        # built only when they were not (building it cost more than the rest of this).
         known = partner.reach if partner.reach is not None and partner.slug == slug else None
+
+        def reachable():
+            return partner.key.deployments.filter(is_active=True)
+
         if slug:
             if known is not None:
                 found = known[0] if known else None
             else:
-                found = reachable.filter(slug=slug).first()
+                found = reachable().filter(slug=slug).first()
             if found is None:
                 raise ApiError(f"this API key has no access to deployment '{slug}'",
                                code="deployment_forbidden", status_code=403)
             return found
-        found = list(known) if known is not None else list(reachable[:2])
+        found = list(known) if known is not None else list(reachable()[:2])
         if len(found) == 1:
             return found[0]
         if not found:
             raise ApiError("this API key reaches no active deployment; ask the hub operator",
                            code="deployment_forbidden", status_code=403)
-        slugs = ", ".join(sorted(reachable.values_list("slug", flat=True)))
+        slugs = ", ".join(sorted(reachable().values_list("slug", flat=True)))
         raise ApiError(f"this API key reaches several deployments ({slugs}): add "
                        "?deployment=<slug>", code="deployment_required",
                        fields={"deployment": ["required for this key"]})
