@@ -294,6 +294,27 @@ def readings_of_pairs(
     return readings
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The next readings of a queryset in seq order: through which seq, how many, and
+    whether more may follow (the limit was reached)."""
+
+    upto: int
+    count: int
+    more: bool
+
+
+def readings_next_span(readings: QuerySet[Reading], *, limit: int) -> Span | None:
+    """`readings_seq_upto` with the count beside it, in at most two statements: the
+    limit-th seq (then exactly `limit` readings, seqs being unique), else the highest seq and
+    the count of what is left (all of it). None if there are none."""
+    at_limit = list(readings.order_by("seq").values_list("seq", flat=True)[limit - 1:limit])
+    if at_limit:
+        return Span(at_limit[0], limit, more=True)
+    rest = readings.aggregate(top=Max("seq"), n=Count("pk"))
+    return None if rest["top"] is None else Span(rest["top"], rest["n"], more=False)
+
+
 def readings_seq_upto(readings: QuerySet[Reading], *, limit: int | None = None) -> int | None:
     """The seq through which `readings` hold their next ≤ `limit` readings in seq order (all of
     them without a limit); None if there are none."""

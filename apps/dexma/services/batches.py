@@ -276,10 +276,10 @@ class Is3Sender:
     """
 
     def __init__(self, *, datasource: DexmaDatasource, client: Is3Client,
-                 prefetch: bool = False) -> None:
+                 prefetch: bool = False, channels: dict | None = None) -> None:
         self.datasource = datasource
         self.client = client
-        self.channels = channels_of(datasource)
+        self.channels = channels if channels is not None else channels_of(datasource)
         self.values_sent = 0
         self.quarantined = 0
         self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None

@@ -5,9 +5,11 @@ import json
 
 import pytest
 import responses
+from django.db import connection
 from django.db.models import Max
+from django.test.utils import CaptureQueriesContext
 
-from apps.core.models import OutboundBatch, Quarantine, Reading
+from apps.core.models import OutboundBatch, Quarantine, Reading, ReadingCommit
 from apps.core.services import batches_claim
 from apps.dexma import services
 from apps.dexma.client import Is3Client
@@ -281,3 +283,28 @@ def test_admin_accounts_for_every_reading_of_the_datasource(deployment, main, da
     assert "<th>Delivered</th><td>3</td>" in text
     assert "<th>Pending</th><td>2</td>" in text
     assert "<th>Undeliverable: misaligned interval (IS3 drops it)</th><td>1</td>" in text
+
+
+@pytest.mark.parametrize("values, counts, rounds", [(3, [3], 1), (5000, [5000], 2),
+                                                    (5001, [5000, 1], 2)])
+def test_planning_counts_each_batch_and_stops_at_the_last_reading_it_saw(
+        deployment, main, datasource, values, counts, rounds):
+    ingest(deployment, main, "active_power",
+           [START + dt.timedelta(minutes=i) for i in range(values)])
+    top_commit = ReadingCommit.objects.filter(deployment=deployment).aggregate(
+        top=Max("seq"))["top"]
+    datasource.refresh_from_db()
+    with CaptureQueriesContext(connection) as queries:
+        planned = services.datasource_plan(datasource=datasource)
+    assert planned == len(counts)
+    batches = OutboundBatch.objects.filter(link=datasource.link).order_by("position")
+    assert [b.item_count for b in batches] == counts
+    assert sum(counts) == Reading.objects.filter(device=main).count()
+    datasource.link.refresh_from_db()
+    assert datasource.link.examined_commit_seq == top_commit
+    # One planning round per batch, and none more once a round took all that was left (a
+    # round that reaches exactly the limit cannot know, so it looks once more).
+    plan_locks = [q for q in queries.captured_queries
+                  if 'FROM "core_deliverylink"' in q["sql"] and "FOR UPDATE" in q["sql"]
+                  and '"core_deliverylink"."platform"' in q["sql"]]
+    assert len(plan_locks) == rounds
