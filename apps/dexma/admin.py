@@ -14,8 +14,8 @@ from django.utils import timezone
 from apps.core.admin_site import link_accounts_html
 from apps.core.models import OutboundBatch
 from apps.dexma import selectors, services, tasks
-from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource, Installation, SelectedDevice
+from apps.dexma.schemas import Is3MappingError
 
 
 def _reconcile(modeladmin: admin.ModelAdmin, request: HttpRequest,

@@ -31,8 +31,8 @@ from apps.core.http import (
     redact_url,
     response_json,
 )
-from apps.pull.mapping import compile_path
 from apps.pull.models import Connection, Endpoint
+from apps.pull.schemas import compile_path
 
 
 class LoopDetected(PermanentError):

@@ -16,7 +16,7 @@ import json
 from apps.core.models import Reading
 from apps.core.selectors import pairs_q
 from apps.dexma.services.batches import channels_of
-from apps.dexma.mapping import frequency_of
+from apps.dexma.schemas import frequency_of
 from apps.dexma.models import DexmaDatasource
 ds = DexmaDatasource.objects.get(key=%r)
 since = %r

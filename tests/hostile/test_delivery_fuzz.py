@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from apps.core.models import Datasource, Deployment, Device, OutboundBatch, Parameter, Quarantine
 from apps.core.services import ReadingIn, link_get_or_create, readings_ingest
 from apps.dexma.client import is3_body
-from apps.dexma.mapping import MAX_VALUES, frequency_of, misalignment
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.dexma.schemas import MAX_VALUES, frequency_of, misalignment
 from apps.dexma.services import batch_build, channels_of, datasource_plan
 from apps.dexma.services import batches as dexma_batches
 from apps.dexma.services import live as dexma_live

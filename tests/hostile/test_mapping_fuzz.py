@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from apps.core.models import Parameter
 from apps.dexma.client import Is3Value, is3_body
-from apps.dexma.mapping import (
+from apps.dexma.schemas import (
     FREQUENCY_DIGIT,
     OPERATION_DIGIT,
     Channel,
@@ -28,7 +28,7 @@ from apps.dexma.mapping import (
     misalignment,
 )
 from apps.dexma.services.batches import Converter
-from apps.pull import mapping as pull
+from apps.pull import schemas as pull
 from apps.volue.schemas import EnergyUsageIn, report_body
 from apps.volue.selectors import HOUR, _from_intervals, _from_power, _from_register, _Series
 from apps.wattics.models import ELECTRICITY_FIELDS

@@ -14,8 +14,8 @@ from apps.core.models import OutboundBatch, Reading
 from apps.core.selectors import pairs_q
 from apps.core.services import batch_enqueue, outbox_dispatch
 from apps.dexma.client import Is3Client
-from apps.dexma.mapping import MAX_VALUES, Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource
+from apps.dexma.schemas import MAX_VALUES, Is3MappingError
 from apps.dexma.services.batches import PLATFORM, Is3Sender, State, channels_of
 from apps.dexma.services.live import live_start_seq
 

@@ -23,7 +23,8 @@ from apps.core.services import (
     reading_payload,
 )
 from apps.dexma.client import Is3Client, Is3Value, is3_body
-from apps.dexma.mapping import (
+from apps.dexma.models import DexmaDatasource, SelectedDevice
+from apps.dexma.schemas import (
     MAX_VALUES,
     Channel,
     Is3MappingError,
@@ -32,7 +33,6 @@ from apps.dexma.mapping import (
     frequency_of,
     misalignment,
 )
-from apps.dexma.models import DexmaDatasource, SelectedDevice
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from apps.core.http import HubHTTPError
 from apps.core.models import Datasource, DeliveryLink, Deployment, Device, Parameter
 from apps.core.services import link_get_or_create
 from apps.dexma.client import DexmaClient, describe_error
-from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import DexmaDatasource, Installation, SelectedDevice
+from apps.dexma.schemas import Is3MappingError
 from apps.dexma.services.batches import selection_resolutions
 from apps.dexma.services.errors import DexmaError, PlatformCallError
 from apps.dexma.services.installations import ClientFactory, client_for

@@ -13,8 +13,8 @@ from apps.core.models import DeliveryLink, Reading
 from apps.core.selectors import readings_next_span, readings_of_pairs
 from apps.core.services import batch_enqueue, link_planned_seq, outbox_dispatch
 from apps.dexma.client import Is3Client
-from apps.dexma.mapping import MAX_VALUES
 from apps.dexma.models import DexmaDatasource
+from apps.dexma.schemas import MAX_VALUES
 from apps.dexma.services.batches import Is3Sender, channels_of
 
 

@@ -77,7 +77,7 @@ class EndpointPreview:
 def connection_preview(*, connection: Connection) -> list[EndpointPreview]:
     """One page of each endpoint, mapped, nothing stored: what a sync would see."""
     from apps.pull.client import UpstreamClient
-    from apps.pull.mapping import MappingError, RecordMapper, parse_instant
+    from apps.pull.schemas import MappingError, RecordMapper, parse_instant
     from apps.pull.services.usage import format_instant
 
     client = UpstreamClient(connection, sleep=lambda seconds: None)

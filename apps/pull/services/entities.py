@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from apps.core.models import Device, Site
 from apps.pull.client import LoopDetected, UpstreamClient
-from apps.pull.mapping import MappingError, RecordMapper, category, check_unit
 from apps.pull.models import Connection, Endpoint, SeenUnit
+from apps.pull.schemas import MappingError, RecordMapper, category, check_unit
 from apps.pull.services.common import StageCounts, quarantine_record
 
 _SITE_FIELDS = ("name", "street", "city", "postal_code", "country", "latitude", "longitude",

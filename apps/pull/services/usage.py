@@ -28,7 +28,8 @@ from apps.core.models import Device, Parameter, Quarantine, Run
 from apps.core.services import ReadingIn, readings_ingest
 from apps.core.services.ingest import CHUNK_SIZE
 from apps.pull.client import LoopDetected, Page, UpstreamClient
-from apps.pull.mapping import (
+from apps.pull.models import Connection, Endpoint
+from apps.pull.schemas import (
     MappingError,
     RecordMapper,
     parameter_for,
@@ -37,7 +38,6 @@ from apps.pull.mapping import (
     parse_number,
     unit_factor,
 )
-from apps.pull.models import Connection, Endpoint
 from apps.pull.services.common import StageCounts, quarantine_record
 
 # Several ingest chunks per flush: the ingest merges chunk n while it validates chunk n + 1

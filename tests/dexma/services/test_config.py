@@ -6,8 +6,8 @@ import pytest
 
 from apps.core.models import Device, Parameter
 from apps.dexma import services
-from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import SelectedDevice
+from apps.dexma.schemas import Is3MappingError
 from apps.dexma.services import selection_resolutions
 
 from .helpers import START, datasource_with, ingest, quarter_hours

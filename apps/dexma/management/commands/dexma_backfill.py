@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from apps.core.progress import progress_bar
 from apps.dexma import services
-from apps.dexma.mapping import Is3MappingError
 from apps.dexma.models import Backfill, DexmaDatasource
+from apps.dexma.schemas import Is3MappingError
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.core.models import Parameter
-from apps.dexma.mapping import Is3MappingError, code_for, frequency_of, misalignment, timestamp
+from apps.dexma.schemas import Is3MappingError, code_for, frequency_of, misalignment, timestamp
 
 MADRID = ZoneInfo("Europe/Madrid")
 pytestmark = pytest.mark.django_db

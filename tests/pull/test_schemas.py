@@ -7,7 +7,7 @@ import zoneinfo
 
 import pytest
 
-from apps.pull.mapping import (
+from apps.pull.schemas import (
     MappingError,
     category,
     check_unit,
