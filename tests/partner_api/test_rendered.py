@@ -10,7 +10,7 @@ from django.db import connection
 
 from apps.core.models import Site
 from apps.core.services import ReadingIn, readings_ingest
-from apps.partner_api import selectors
+from apps.partner_api import selectors, usage_sql
 from apps.partner_api.params import PageRequest
 
 from .conftest import QH, T0
@@ -40,10 +40,10 @@ def test_sql_writes_every_double_as_pythons_repr():
     values = SPECIAL + _random_doubles(20_000)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT '\"value\":' || {selectors._json_float('v::text')}, "
-            f"length(v::text) >= {selectors.LONG_NUMBER} "
+            f"SELECT '\"value\":' || {usage_sql.json_float('v::text')}, "
+            f"length(v::text) >= {usage_sql.LONG_NUMBER} "
             "FROM unnest(%s::float8[]) WITH ORDINALITY AS t(v, i) ORDER BY i", [values])
-        written = [text if not long else selectors._floats_python(text)
+        written = [text if not long else usage_sql.floats_python(text)
                    for text, long in cursor.fetchall()]
     mismatched = [(v, w) for v, w in zip(values, written, strict=True)
                   if w != f'"value":{v!r}']
@@ -53,8 +53,8 @@ def test_sql_writes_every_double_as_pythons_repr():
 def test_the_halfway_doubles_postgresql_writes_longer_are_rewritten():
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::float8::text", [3.7e22])
-        assert cursor.fetchone()[0] == "3.6999999999999998e+22"  # why _floats_python exists
-    assert selectors._floats_python(
+        assert cursor.fetchone()[0] == "3.6999999999999998e+22"  # why floats_python exists
+    assert usage_sql.floats_python(
         '{"meter":"\\"value\\":1.25","value":3.6999999999999998e+22,"cost":null}'
     ) == '{"meter":"\\"value\\":1.25","value":3.7e+22,"cost":null}'
 
