@@ -4,9 +4,9 @@ Django binds every value into the SQL text on the client, so PostgreSQL parses a
 each statement anew. For a partner API usage page that planning is a sixth of the
 statement's time (its joins span every monthly partition of the readings table). A cursor
 from `reused_plan_cursor` binds the values on the server instead: psycopg prepares the
-statement on its second run on a connection and PostgreSQL reuses the plan
-(`DB_PREPARED_STATEMENTS`; where it is off, or on SQLite, the values are simply bound
-server-side, or it is Django's own cursor).
+statement on its second run on a connection and PostgreSQL reuses the plan. With
+`DB_PREPARED_STATEMENTS` off the values are still bound server-side and nothing is
+prepared; on SQLite it is Django's own cursor.
 """
 
 from __future__ import annotations
