@@ -305,9 +305,10 @@ class Span:
 
 
 def readings_next_span(readings: QuerySet[Reading], *, limit: int) -> Span | None:
-    """`readings_seq_upto` with the count beside it, in at most two statements: the
-    limit-th seq (then exactly `limit` readings, seqs being unique), else the highest seq and
-    the count of what is left (all of it). None if there are none."""
+    """Through which seq `readings` hold their next ≤ `limit` readings in seq order, and how
+    many, in at most two statements: the limit-th seq (then exactly `limit` readings, seqs
+    being unique), else the highest seq and the count of what is left (all of it). None if
+    there are none."""
     at_limit = list(readings.order_by("seq").values_list("seq", flat=True)[limit - 1:limit])
     if at_limit:
         return Span(at_limit[0], limit, more=True)
@@ -315,12 +316,6 @@ def readings_next_span(readings: QuerySet[Reading], *, limit: int) -> Span | Non
     return None if rest["top"] is None else Span(rest["top"], rest["n"], more=False)
 
 
-def readings_seq_upto(readings: QuerySet[Reading], *, limit: int | None = None) -> int | None:
-    """The seq through which `readings` hold their next ≤ `limit` readings in seq order (all of
-    them without a limit); None if there are none."""
-    if limit is not None:
-        at_limit = list(readings.order_by("seq").values_list("seq", flat=True)
-                        [limit - 1:limit])
-        if at_limit:
-            return at_limit[0]
+def readings_seq_upto(readings: QuerySet[Reading]) -> int | None:
+    """The highest seq of `readings`; None if there are none."""
     return readings.aggregate(top=Max("seq"))["top"]
