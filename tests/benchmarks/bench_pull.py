@@ -15,9 +15,10 @@ after an untimed warm-up pass; medians are compared. What landed is checked exac
 sides against the provider's own figures: count, sum of values, first and last instants.
 Targets: the hub reaches at least 50% of the bare loop's records/s; its peak RSS stays
 under 300 MB and does not grow with the number of pages. The hub's phases (main thread:
-waiting for pages, ingesting, the rest = mapping and converting) are printed too.
+waiting for pages, waiting for the store, the rest = mapping and converting; the store
+thread's time in the readings ingest, overlapped) and each side's process CPU are printed.
 
-    make bench PYTEST_ARGS="tests/benchmarks/bench_pull.py"
+    make bench BENCH=tests/benchmarks/bench_pull.py
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from django.db import connection as db
 
 from apps.core.models import Deployment, Device, Parameter, Reading
 from apps.pull.models import Connection, Endpoint
-from apps.pull.services import connection_setup, connection_sync
+from apps.pull.services import connection_setup, connection_sync, overlap
 from apps.pull.services import usage as usage_module
 from tests.benchmarks import _provider
 from tests.benchmarks._servers import free_port
@@ -50,6 +51,7 @@ METERS = int(os.environ.get("BENCH_PULL_METERS", "100"))
 SLOTS = int(os.environ.get("BENCH_PULL_SLOTS", "5000"))
 PAGE = int(os.environ.get("BENCH_PULL_PAGE", "500"))
 TRIALS = int(os.environ.get("BENCH_PULL_TRIALS", "3"))
+CONCURRENCY = int(os.environ.get("BENCH_PULL_CONCURRENCY", "2"))
 TARGET = 0.50
 MEMORY_CAP_MB = 300
 GROWTH_CAP_MB = 40
@@ -107,7 +109,8 @@ def _dsn() -> str:
             f"user={settings['USER']} dbname={settings['NAME']}")
 
 
-def _bare_loop(base: str, device_ids: dict[str, int], parameter_id: int) -> tuple[float, int]:
+def _bare_loop(base: str, device_ids: dict[str, int],
+               parameter_id: int) -> tuple[float, float, int]:
     """Fetch, parse and COPY every record with plain tools: the baseline."""
     session = requests.Session()
     session.headers["X-Api-Key"] = _provider.API_KEY
@@ -117,7 +120,7 @@ def _bare_loop(base: str, device_ids: dict[str, int], parameter_id: int) -> tupl
         conn.execute(f"DROP TABLE IF EXISTS {BARE_TABLE}")
         conn.execute(f"CREATE TABLE {BARE_TABLE} (LIKE core_reading INCLUDING ALL)")
         conn.commit()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         records = offset = 0
         with conn.cursor() as cur, cur.copy(
             f"COPY {BARE_TABLE} (device_id, parameter_id, ts, period_end, value, estimated,"
@@ -137,8 +140,8 @@ def _bare_loop(base: str, device_ids: dict[str, int], parameter_id: int) -> tupl
                 if len(items) < PAGE:
                     break
         conn.commit()
-        seconds = time.perf_counter() - started
-    return seconds, records
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return seconds, cpu, records
 
 
 def _landed(table: str) -> dict:
@@ -155,11 +158,14 @@ def _assert_exact(landed: dict, expected: dict, who: str) -> None:
 
 
 class Phases:
-    """Main-thread time of one sync: waiting for pages, and inside the readings ingest."""
+    """Where one sync's time goes: the main thread waiting for pages and for the store (the
+    rest of it is mapping and converting), and the store thread inside the readings ingest
+    (overlapped with the main thread)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.waiting = self.ingesting = 0.0
+        self.waiting = self.settling = self.ingesting = 0.0
         prefetched, ingest = usage_module.prefetched, usage_module.readings_ingest
+        settle = overlap.BehindStore.wait
 
         def timed_pages(pages, *args, **kwargs):
             iterator = prefetched(pages, *args, **kwargs)
@@ -180,11 +186,19 @@ class Phases:
             finally:
                 self.ingesting += time.perf_counter() - started
 
+        def timed_settle(store):
+            started = time.perf_counter()
+            try:
+                return settle(store)
+            finally:
+                self.settling += time.perf_counter() - started
+
         monkeypatch.setattr(usage_module, "prefetched", timed_pages)
         monkeypatch.setattr(usage_module, "readings_ingest", timed_ingest)
+        monkeypatch.setattr(overlap.BehindStore, "wait", timed_settle)
 
     def reset(self) -> None:
-        self.waiting = self.ingesting = 0.0
+        self.waiting = self.settling = self.ingesting = 0.0
 
 
 def _reset_hub(connection: Connection) -> None:
@@ -204,7 +218,7 @@ def test_pull_sync_throughput_and_memory_against_a_bare_fetch_and_copy(monkeypat
             deployment=deployment, name="Bench provider", key="bench",
             staging_url=f"{base}/", auth_kind="api_key_header", api_key=_provider.API_KEY,
             date_format="%Y-%m-%dT%H:%M:%SZ", initial_days=SLOTS * 15 // 1440 + 1,
-            max_range_days=400,
+            max_range_days=400, concurrency=CONCURRENCY,
         )
         fields = {"consumption": {"meter_id": "meter", "start": "period.from",
                                   "end": "period.to", "value": "quantity",
@@ -223,15 +237,20 @@ def test_pull_sync_throughput_and_memory_against_a_bare_fetch_and_copy(monkeypat
         assert len(device_ids) == METERS
         parameter_id = Parameter.objects.get(key=PARAMETER).pk
 
-        _bare_loop(base, device_ids, parameter_id)  # warm-up: the provider renders its pages
+        # Warm-up, untimed: the provider renders each side's pages once (their queries differ).
+        _bare_loop(base, device_ids, parameter_id)
+        _reset_hub(connection)
+        connection_sync(connection=connection, now=NOW, sleep=lambda s: None)
         phases = Phases(monkeypatch)
         bare_runs: list[float] = []
+        bare_cpu: list[float] = []
         hub_runs: list[dict] = []
         for _ in range(TRIALS):
-            seconds, records = _bare_loop(base, device_ids, parameter_id)
+            seconds, cpu, records = _bare_loop(base, device_ids, parameter_id)
             assert records == expected["count"]
             _assert_exact(_landed(BARE_TABLE), expected, "bare")
             bare_runs.append(seconds)
+            bare_cpu.append(cpu)
 
             _reset_hub(connection)
             pages_done: list[int] = []
@@ -246,21 +265,21 @@ def test_pull_sync_throughput_and_memory_against_a_bare_fetch_and_copy(monkeypat
             sampler = PeakSampler()
             before = _rss_mb()
             sampler.start()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             run = connection_sync(connection=connection, now=NOW, on_page=on_page,
                                   sleep=lambda s: None).run
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             peak = sampler.stop()
             assert run.status == "succeeded", run.error
             usage = run.counts["usage"]
             assert usage["stored"] == expected["count"] == Reading.objects.count()
             _assert_exact(_landed("core_reading"), expected, "hub")
             marks = sorted(rss_at)
-            hub_runs.append({"seconds": seconds, "peak": peak, "before": before,
+            hub_runs.append({"seconds": seconds, "cpu": cpu, "peak": peak, "before": before,
                              "growth": rss_at[marks[-1]] - rss_at[marks[1]]
                              if len(marks) > 1 else 0.0,
                              "pages": run.counts["pages"], "waiting": phases.waiting,
-                             "ingesting": phases.ingesting})
+                             "settling": phases.settling, "ingesting": phases.ingesting})
 
     bare = statistics.median(bare_runs)
     hub = statistics.median(run["seconds"] for run in hub_runs)
@@ -269,6 +288,7 @@ def test_pull_sync_throughput_and_memory_against_a_bare_fetch_and_copy(monkeypat
     peak = max(run["peak"] for run in hub_runs)
     growth = max(run["growth"] for run in hub_runs)
     count = expected["count"]
+    converting = median_run["seconds"] - median_run["waiting"] - median_run["settling"]
     bare_list = ", ".join(f"{s:.2f}" for s in bare_runs)
     hub_list = ", ".join(f"{r['seconds']:.2f}" for r in hub_runs)
     print(
@@ -280,10 +300,12 @@ def test_pull_sync_throughput_and_memory_against_a_bare_fetch_and_copy(monkeypat
         f"  {'hub pull sync (one connection, one endpoint)':<44} {hub:8.2f} {count / hub:10,.0f}"
         f" {ratio:8.2f}   (runs: {hub_list})\n"
         f"  target >= {TARGET:.2f}; dlt and Airbyte: not installed here (see tests/contract)\n"
-        f"  hub phases (median run, main thread): waiting for pages "
-        f"{median_run['waiting']:.2f} s, readings_ingest {median_run['ingesting']:.2f} s, "
-        f"mapping/converting/rest "
-        f"{median_run['seconds'] - median_run['waiting'] - median_run['ingesting']:.2f} s\n"
+        f"  process CPU (user + system, this process's threads): bare "
+        f"{statistics.median(bare_cpu):.2f} s, hub {median_run['cpu']:.2f} s\n"
+        f"  hub phases (median run): main thread waiting for pages "
+        f"{median_run['waiting']:.2f} s, waiting for the store {median_run['settling']:.2f} s, "
+        f"mapping/converting/rest {converting:.2f} s; "
+        f"store thread in readings_ingest {median_run['ingesting']:.2f} s (overlapped)\n"
         f"  RSS before {median_run['before']:.0f} MB, peak during a sync {peak:.0f} MB "
         f"(cap {MEMORY_CAP_MB}); growth from page 200 to the end: {growth:+.1f} MB\n"
         f"  landed exact on both sides: {count:,} rows, sum {expected['sum']:,.4f}, "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 from django.core import mail
@@ -187,6 +189,49 @@ def test_a_complete_entity_sync_deactivates_vanished_meters_and_revives_returnin
     back = Device.objects.get(external_id="M-0004")
     assert back.is_active
     assert back.updated_at > gone.updated_at
+
+
+@live
+def test_flushes_stored_behind_never_share_the_connection_with_a_quarantine_write(
+    live_server, make_profile, make_connection, sleeps, monkeypatch
+):
+    # Flushes of seven readings over one-day windows: the store has one in flight nearly
+    # all the time, while the fetching side meets the spoiled records.
+    from apps.pull.services import usage
+
+    monkeypatch.setattr(usage, "FLUSH_SIZE", 7)
+    storing = threading.Event()
+    overlapped: list[str] = []
+    ingest, quarantine = usage.readings_ingest, usage.quarantine_record
+
+    def slow_ingest(**kwargs):
+        storing.set()
+        try:
+            time.sleep(0.02)
+            return ingest(**kwargs)
+        finally:
+            storing.clear()
+
+    def checked_quarantine(**kwargs):
+        if storing.is_set():
+            overlapped.append(kwargs["reason"])
+        return quarantine(**kwargs)
+
+    monkeypatch.setattr(usage, "readings_ingest", slow_ingest)
+    monkeypatch.setattr(usage, "quarantine_record", checked_quarantine)
+    profile = make_profile(invalid_every=9)
+    connection = make_connection(live_server.url, profile, max_range_days=1)
+
+    run = _sync(connection, sleeps)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert overlapped == []
+    assert run.counts["usage"]["quarantined"] == 12 == Quarantine.objects.filter(
+        source="pull:connection:provider", payload__context__role="consumption").count()
+    assert Reading.objects.count() == run.counts["usage"]["stored"] == SLOTS * 3 - 12
+    assert run.counts["windows"] == 2
+    connection.refresh_from_db()
+    assert connection.usage_watermark == NOW
 
 
 @live

@@ -12,26 +12,24 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import queue
-import threading
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import isfinite
 from typing import Any
 
-from django import db
 from django.db import transaction
 
 from apps.core.http import HubHTTPError, PermanentError, TransientError
-from apps.core.models import Device, Parameter, Quarantine, Run
+from apps.core.models import Device, Parameter, Quarantine, Reading, Run
 from apps.core.services import ReadingIn, readings_ingest
 from apps.core.services.ingest import CHUNK_SIZE
-from apps.pull.client import LoopDetected, Page, UpstreamClient
+from apps.pull.client import LoopDetected, UpstreamClient
 from apps.pull.models import Connection, Endpoint
 from apps.pull.schemas import (
     MappingError,
     RecordMapper,
+    compile_fields,
     parameter_for,
     parse_flag,
     parse_instant,
@@ -39,6 +37,7 @@ from apps.pull.schemas import (
     unit_factor,
 )
 from apps.pull.services.common import StageCounts, quarantine_record
+from apps.pull.services.overlap import BehindStore, prefetched
 
 # Several ingest chunks per flush: the ingest merges chunk n while it validates chunk n + 1
 # (with one chunk per flush it never overlaps, and fetching stops while the merge runs).
@@ -92,6 +91,9 @@ class _RecordConverter:
         self._targets: dict[tuple[str, str | None], tuple[str, float]] = {}
         self._instants: dict[str, dt.datetime] = {}
         self.production_ignored = 0
+        self._fast_targets: dict[str, tuple[str, float]] = {}
+        self._currencies: dict[str, str] = {}
+        self.records = self._fast_path(fields)
 
     def _instant(self, value: Any, what: str) -> dt.datetime:
         # Usage pages repeat the same period for every meter: parse each text once.
@@ -124,9 +126,52 @@ class _RecordConverter:
         self._targets[(meter_id, key)] = (parameter, factor)
         return parameter, factor
 
-    def __call__(self, raw: Any) -> tuple[list[ReadingIn], dict[str, Any]]:
-        # One pass per record; the well-formed common case is checked inline, anything else
-        # goes through the parse_* functions, whose messages are the quarantine reasons.
+    def _fast_path(self, fields: dict[str, str]) -> Callable[[Any], list[ReadingIn]]:
+        """The readings of one provider record, or MappingError with the quarantine reason.
+
+        One pass per record: the common, well-formed record (a meter and instants already
+        seen, a finite float, a flag, a cost in a currency already seen) is read by one
+        generated function and checked inline, in a closure over everything it needs;
+        anything else, extra quantities included, goes through `convert`, whose parse_*
+        messages are the reasons and which teaches the fast path the meters, instants and
+        currencies it has accepted.
+        """
+        readings = self.role == Endpoint.Role.READINGS
+        order = (("meter_id", "value", "estimated", "timestamp", "", "", "") if readings
+                 else ("meter_id", "value", "estimated", "start", "end", "cost", "currency"))
+        read = compile_fields(fields, order)
+        targets, instants, currencies = self._fast_targets, self._instants, self._currencies
+        slow, good = self.convert, Reading.Quality.GOOD
+        if self.extras:
+            return lambda raw: slow(raw)[0]
+
+        def records(raw: Any) -> list[ReadingIn]:
+            if type(raw) is dict:
+                meter_id, value, estimated, start, end, cost, currency = read(raw)
+                target = type(meter_id) is str and targets.get(meter_id)
+                start = type(start) is str and instants.get(start)
+                if (target and start and type(value) is float and isfinite(value)
+                        and (estimated is True or estimated is False or estimated is None)):
+                    parameter, factor = target
+                    if readings:
+                        return [ReadingIn(meter_id, parameter, start, value * factor, None,
+                                          estimated is True)]
+                    end = type(end) is str and instants.get(end)
+                    if cost is None:
+                        currency = ""
+                    elif type(cost) is float and isfinite(cost) and type(currency) is str:
+                        currency = currencies.get(currency)
+                    else:
+                        currency = None
+                    if end and start < end and currency is not None:
+                        return [ReadingIn(meter_id, parameter, start, value * factor, end,
+                                          estimated is True, good, cost, currency)]
+            return slow(raw)[0]
+
+        return records
+
+    def convert(self, raw: Any) -> tuple[list[ReadingIn], dict[str, Any]]:
+        """The general path: (readings, the mapped fields), or MappingError with the reason."""
         mapped = self.mapper(raw)
         meter_id = mapped.get("meter_id")
         if type(meter_id) is not str:
@@ -147,6 +192,7 @@ class _RecordConverter:
             ts = (type(ts) is str and instants.get(ts)) or self._instant(ts, "timestamp")
             parameter, factor = self._targets.get((meter_id, None)) or self._target(
                 meter_id, meter, None, "cumulative")
+            self._fast_targets[meter_id] = (parameter, factor)
             return [ReadingIn(device=meter_id, parameter=parameter, ts=ts, value=value * factor,
                               estimated=estimated)], mapped
         start, end = mapped.get("start"), mapped.get("end")
@@ -164,6 +210,9 @@ class _RecordConverter:
             cost, currency = None, ""
         parameter, factor = self._targets.get((meter_id, None)) or self._target(
             meter_id, meter, None, "interval")
+        self._fast_targets[meter_id] = (parameter, factor)
+        if cost is not None:
+            self._currencies[mapped.get("currency")] = currency
         readings = [ReadingIn(device=meter_id, parameter=parameter, ts=start, period_end=end,
                               value=value * factor, estimated=estimated, cost=cost,
                               currency=currency)]
@@ -227,20 +276,34 @@ def usage_sync(
     buffer: list[ReadingIn] = []
     source = Quarantine.source_for("pull", "connection", connection.key)
 
-    def flush(watermark: dt.datetime | None = None) -> None:
+    def store(records: list[ReadingIn], watermark: dt.datetime | None) -> tuple:
+        # On the store's helper thread: one transaction per flush, the watermark with the
+        # window's last records.
         with transaction.atomic():
-            if buffer:
-                outcome = readings_ingest(deployment=connection.deployment, records=buffer,
-                                          source=source, run=run)
-                result.counts.stored += outcome.inserted + outcome.updated
-                result.counts.unchanged += outcome.unchanged
-                result.counts.quarantined += outcome.quarantined
-                result.duplicates += outcome.duplicates
-                buffer.clear()
+            outcome = (readings_ingest(deployment=connection.deployment, records=records,
+                                       source=source, run=run) if records else None)
             if watermark is not None:
                 Connection.objects.filter(pk=connection.pk).update(usage_watermark=watermark)
-                connection.usage_watermark = watermark
-                result.watermark = watermark
+        return outcome, watermark
+
+    def stored(done: tuple) -> None:
+        outcome, watermark = done
+        if outcome is not None:
+            result.counts.stored += outcome.inserted + outcome.updated
+            result.counts.unchanged += outcome.unchanged
+            result.counts.quarantined += outcome.quarantined
+            result.duplicates += outcome.duplicates
+        if watermark is not None:
+            connection.usage_watermark = result.watermark = watermark
+
+    behind = BehindStore(on_done=stored)
+
+    def flush(watermark: dt.datetime | None = None) -> None:
+        """Hand the buffer to the store and go on fetching; one flush in flight at a time."""
+        if buffer or watermark is not None:
+            records = buffer.copy()
+            buffer.clear()
+            behind.submit(store, records, watermark)
 
     # Hundreds of thousands of short-lived records: keep the cyclic collector off the
     # long-lived heap (Django, the app registry) while they flow; unfrozen afterwards.
@@ -256,7 +319,7 @@ def usage_sync(
             try:
                 for endpoint in endpoints:
                     _window_fetch(connection, client, endpoint, converters[endpoint.role], start,
-                                  end, zone, buffer, result, run, flush, on_page)
+                                  end, zone, buffer, result, run, flush, behind.wait, on_page)
             except LoopDetected as exc:
                 result.complete, result.error, result.broken = False, f"usage: {exc}", True
                 break
@@ -277,86 +340,34 @@ def usage_sync(
             start = end
         else:
             flush()
+        behind.wait()
     finally:
+        behind.close()
         gc.unfreeze()
     result.production_ignored = sum(c.production_ignored for c in converters.values())
     return result
 
 
 def _window_fetch(connection, client, endpoint, convert, start, end, zone, buffer, result, run,
-                  flush, on_page) -> None:
+                  flush, settle, on_page) -> None:
     params = {connection.date_from_param: format_instant(start, connection.date_format, zone),
               connection.date_to_param: format_instant(end, connection.date_format, zone)}
     role = endpoint.role
+    extend, records_of = buffer.extend, convert.records
     for page in prefetched(client.pages(endpoint, params)):
+        result.counts.fetched += len(page.records)
         for raw in page.records:
-            result.counts.fetched += 1
             try:
-                readings, _ = convert(raw)
+                extend(records_of(raw))
             except MappingError as exc:
+                settle()  # the connection is the store's while a flush is in flight
                 result.counts.quarantined += quarantine_record(
                     connection=connection, role=role, reason=str(exc), raw=raw, run=run,
                     kind=Quarantine.Kind.READING, mapped=_partial(convert, raw))
-                continue
-            buffer.extend(readings)
         if len(buffer) >= FLUSH_SIZE:
             flush()
         if on_page is not None:
             on_page()
-
-
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
-
-
-def prefetched(pages: Iterator[Page], depth: int = 4) -> Iterator[Page]:
-    """The pages of ``pages``, fetched and decoded by a helper thread up to ``depth`` ahead.
-
-    The provider's time to answer and the hub's time to store then overlap instead of
-    adding up; memory stays bounded by ``depth`` pages. Errors surface in the caller, in
-    order; a caller that stops early stops the helper too.
-    """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                if not offer(page):
-                    return
-            outcome: object = _DONE
-        except BaseException as exc:
-            outcome = _Failure(exc)
-        finally:
-            db.connections.close_all()  # a token refresh may have opened one here
-        offer(outcome)
-
-    helper = threading.Thread(target=produce, name="pull-prefetch", daemon=True)
-    helper.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        helper.join(timeout=30)
 
 
 def _partial(convert: _RecordConverter, raw: Any) -> dict[str, Any]:

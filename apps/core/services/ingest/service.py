@@ -122,11 +122,12 @@ _natural_key = itemgetter(0, 1, 2)
 def _last_of_each_key(rows: list[tuple]) -> list[tuple]:
     """`rows` with one row per natural key: the last repeat wins, in first-seen order.
 
-    Rows in strictly ascending key order (a sync's pages, device by device) cannot repeat a
-    key: one comparison per neighbour proves it, cheaper than hashing every key.
+    Rows in strictly ascending key order (a push, device by device) cannot repeat a key: one
+    comparison per neighbour proves it. Otherwise (a sync's pages, instant by instant) a set
+    of the keys proves it; only a chunk that does repeat one is rebuilt.
     """
     keys = list(map(_natural_key, rows))
-    if all(map(lt, keys, islice(keys, 1, None))):
+    if all(map(lt, keys, islice(keys, 1, None))) or len(set(keys)) == len(keys):
         return rows
     return list(dict(zip(keys, rows, strict=True)).values())
 
