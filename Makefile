@@ -15,7 +15,8 @@ FAULTS_OPTS := -o addopts="" -p no:cacheprovider --strict-markers -m faults -rA
 CONTRACT_VENV := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed-$(shell cksum tests/contract/requirements.txt | cut -d' ' -f1)
 
-.PHONY: demo env test bench faults faults-ci contract lint install clean screenshots first-hour
+.PHONY: demo env test bench bench-peers faults faults-ci contract lint install clean \
+	screenshots first-hour
 
 # The stamp names the checksum of pyproject.toml: an install happens when its content changes
 # (not its date), so a second clone linking an installed .venv does not reinstall into it.
@@ -70,6 +71,12 @@ contract: $(STAMP) $(CONTRACT_STAMP)
 	CONTRACT_PYTHON=$(abspath $(CONTRACT_VENV))/bin/python $(TEST_ENV) $(PY) -m pytest \
 		tests/contract -o addopts="" -p no:cacheprovider --strict-markers -m contract \
 		$(PYTEST_ARGS)
+
+# The pull benchmark with the generic pullers beside the hub (dlt, Airbyte; the contract venv).
+bench-peers: $(STAMP) $(CONTRACT_STAMP)
+	BENCH_PEERS_PYTHON=$(abspath $(CONTRACT_VENV))/bin/python $(TEST_ENV) $(PY) -m pytest \
+		tests/benchmarks/bench_pull.py -s -o addopts="" -o python_files="bench_*.py" \
+		-p no:cacheprovider $(PYTEST_ARGS)
 
 # A newcomer's first hour on a fresh clone of HEAD (.ci/first_hour.py, about 4 minutes): `make
 # demo`, the admin's login, one push with the printed key reaching every sandbox platform.

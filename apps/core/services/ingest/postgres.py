@@ -16,6 +16,7 @@ from operator import itemgetter
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from apps.core import switching
 from apps.core.services.ingest.orm import _Merger
 from apps.core.services.ingest.records import _FIELDS
 
@@ -79,8 +80,11 @@ class _OverlappingMerger(_Merger):
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)  # no statement outlives the call, even on error
-            self._db.dec_thread_sharing()
+            try:
+                self._pool.shutdown(wait=True)  # no statement outlives the call, even on error
+            finally:
+                self._db.dec_thread_sharing()
+                switching.overlap_end()
 
     def start(self, rows: list[tuple], more: bool) -> None:
         # The caller has waited for the previous chunk: the probe sees every row written so far.
@@ -90,6 +94,7 @@ class _OverlappingMerger(_Merger):
             return
         if self._pool is None:
             self._db.inc_thread_sharing()
+            switching.overlap_begin()
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readings-merge")
         self._pending = (len(rows), self._pool.submit(_write_chunk, self._db, fresh, rest))
 
