@@ -121,6 +121,13 @@ class UpstreamClient:
     def close(self) -> None:
         self.api.close()
 
+    def fetches_ahead(self, endpoint: Endpoint) -> bool:
+        """Whether `pages` requests several pages at once (offset and page-number paging on
+        a connection with a concurrency above 1): its pages then arrive already overlapped
+        with the caller's work, and another thread reading ahead only adds switching."""
+        return self.connection.concurrency > 1 and endpoint.pagination in (
+            Endpoint.Paging.OFFSET, Endpoint.Paging.PAGE)
+
     def pages(
         self, endpoint: Endpoint, params: dict[str, str] | None = None, *, max_pages: int = 0
     ) -> Iterator[Page]:
@@ -130,9 +137,7 @@ class UpstreamClient:
         hands one out twice raises LoopDetected instead of walking in circles.
         """
         records_at = compile_path(endpoint.records_path) if endpoint.records_path else None
-        if self.connection.concurrency > 1 and endpoint.pagination in (
-            Endpoint.Paging.OFFSET, Endpoint.Paging.PAGE
-        ):
+        if self.fetches_ahead(endpoint):
             yield from self._numbered_pages(endpoint, params, records_at, max_pages)
             return
         cursor_at = compile_path(endpoint.cursor_path) if endpoint.cursor_path else None

@@ -46,7 +46,7 @@ def test_an_ingest_of_several_chunks_runs_short_and_gives_the_default_back(
     from apps.core.services import ReadingIn, readings_ingest
     from apps.core.services.ingest import postgres
 
-    if not postgres.connections["default"].vendor == "postgresql":
+    if postgres.connections["default"].vendor != "postgresql":
         pytest.skip("the overlapping merge is PostgreSQL's")
     seen: list[float] = []
     write = postgres._write_chunk

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -37,18 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def response_json(response: requests.Response) -> Any:
-    """Decode a JSON body; a malformed one is a :class:`PermanentError`.
-
-    UTF-8 bodies (every JSON API's) go through orjson, twice as fast as the standard parser
-    on a page of usage records; what orjson refuses — NaN or Infinity literals, integers
-    beyond 64 bits, another charset — is left to the standard parser, so a record with an
-    odd value is quarantined on its own instead of failing its page.
-    """
-    if (response.encoding or "utf-8").lower() in ("utf-8", "utf8"):
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            pass
+    """Decode a JSON body; a malformed one is a :class:`PermanentError`."""
     try:
         return response.json()
     except (ValueError, RecursionError) as exc:  # nested past the parser's depth too

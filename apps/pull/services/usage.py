@@ -354,7 +354,10 @@ def _window_fetch(connection, client, endpoint, convert, start, end, zone, buffe
               connection.date_to_param: format_instant(end, connection.date_format, zone)}
     role = endpoint.role
     extend, records_of = buffer.extend, convert.records
-    for page in prefetched(client.pages(endpoint, params)):
+    pages = client.pages(endpoint, params)
+    if not client.fetches_ahead(endpoint):
+        pages = prefetched(pages)  # one request at a time otherwise: a helper reads ahead
+    for page in pages:
         result.counts.fetched += len(page.records)
         for raw in page.records:
             try:
