@@ -7,6 +7,7 @@ and change and none for an unchanged row, the commit record, quarantine of the b
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 
@@ -130,6 +131,31 @@ def test_a_key_repeated_in_a_later_chunk_of_the_same_call_is_merged(deployment, 
     assert (result.inserted, result.updated) == (30, 30)
     assert paths == {"copied": 30, "merged": 30}
     assert {value for value, _ in stored().values()} == {i + 1.0 for i in range(10)}
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_chunks_written_beside_or_after_validation_store_the_same(deployment, meters, paths,
+                                                                  monkeypatch, overlap):
+    # Three chunks: fresh, a repeat of the first (merged), fresh again.
+    threads: set[int] = set()
+    write = ingest_module._write_chunk
+
+    def noted(*args):
+        threads.add(threading.get_ident())
+        return write(*args)
+
+    monkeypatch.setattr(ingest_module, "_write_chunk", noted)
+    records = series(0, 10) + series(0, 10, bump=1.0) + series(10, 10)
+
+    result = ingest(deployment, records, chunk_size=30, overlap=overlap)
+
+    assert (result.inserted, result.updated) == (60, 30)
+    assert paths == {"copied": 60, "merged": 30}
+    assert len(stored()) == 60
+    # With overlap, the first chunks are written by the merge's helper; without, all of
+    # them on the caller's thread.
+    caller = threading.get_ident()
+    assert (threads == {caller}) is (not overlap)
 
 
 def test_copied_seqs_are_distinct_and_above_every_earlier_one(deployment, meters):

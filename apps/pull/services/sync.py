@@ -62,7 +62,7 @@ def _sync(connection, *, sleep, now, on_page, task_id) -> Run:
                         deployment=connection.deployment, task_id=task_id) as run:
             run_holder.append(run)
             entities = entities_sync(connection=connection, client=client, run=run)
-            with switching.keep_default():  # six threads at once: see apps.core.switching
+            with switching.keep_default():  # several threads at once: see apps.core.switching
                 usage = usage_sync(connection=connection, client=client, run=run, now=now,
                                    on_page=on_page)
             errors = [e for e in (entities.error, usage.error) if e]

@@ -280,8 +280,10 @@ def usage_sync(
         # On the store's helper thread: one transaction per flush, the watermark with the
         # window's last records.
         with transaction.atomic():
+            # Already beside the fetching: no merge thread of its own (see readings_ingest).
             outcome = (readings_ingest(deployment=connection.deployment, records=records,
-                                       source=source, run=run) if records else None)
+                                       source=source, run=run, overlap=False)
+                       if records else None)
             if watermark is not None:
                 Connection.objects.filter(pk=connection.pk).update(usage_watermark=watermark)
         return outcome, watermark

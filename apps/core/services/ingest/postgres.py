@@ -69,12 +69,14 @@ class _OverlappingMerger(_Merger):
     thread, on the caller's own connection (the same transaction, shared with Django's
     `inc_thread_sharing`). Every other statement — the next chunk's probe, quarantine rows,
     the daily stat, a rollback — waits for them first, and `__exit__` never returns with a
-    write still running. A call that fits in one chunk never starts the thread.
+    write still running. A call that fits in one chunk never starts the thread, nor one
+    made with `overlap=False` (each chunk is then written before the next is validated).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, overlap: bool = True) -> None:
         super().__init__()
         self._db = connections[DEFAULT_DB_ALIAS]
+        self._overlap = overlap
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[int, Future] | None = None
 
@@ -89,7 +91,7 @@ class _OverlappingMerger(_Merger):
     def start(self, rows: list[tuple], more: bool) -> None:
         # The caller has waited for the previous chunk: the probe sees every row written so far.
         fresh, rest = _split_fresh(self._db, rows)
-        if not more:
+        if not more or not self._overlap:
             self._done = (len(rows), *_write_chunk(self._db, fresh, rest))
             return
         if self._pool is None:

@@ -49,11 +49,15 @@ def readings_ingest(
     run: Run | None = None,
     quarantine: bool = True,
     chunk_size: int = CHUNK_SIZE,
+    overlap: bool = True,
 ) -> IngestResult:
     """Store valid readings of one deployment; quarantine the rest with their reason.
 
     All of it commits together or not at all. With `quarantine=False` the invalid records
-    are only reported in `rejections` (used when replaying quarantined records).
+    are only reported in `rejections` (used when replaying quarantined records). With
+    `overlap=False` each chunk is written before the next is validated, on the caller's
+    thread: for a caller that already runs the ingest beside its own work (the pull's
+    store), where another helper thread only adds switching.
     """
     result = IngestResult()
     parameters = {p.key: p for p in Parameter.objects.all()}
@@ -66,7 +70,7 @@ def readings_ingest(
             Device.objects.filter(deployment=deployment).values_list("external_id", "id")
         )
         validate = _validator(devices, parameters, deployment)
-        with _merger() as merger:
+        with _merger(overlap) as merger:
             for chunk, more in _chunks(records, chunk_size):
                 rows, failed = _validate_chunk(validate, chunk)
                 unique = _last_of_each_key(rows)
@@ -177,6 +181,6 @@ def _count_day(deployment: Deployment, accepted: int, quarantined: int) -> None:
     )
 
 
-def _merger() -> _Merger:
-    return _OverlappingMerger() if connection.vendor == "postgresql" else _Merger()
+def _merger(overlap: bool) -> _Merger:
+    return _OverlappingMerger(overlap=overlap) if connection.vendor == "postgresql" else _Merger()
 
