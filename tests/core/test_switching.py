@@ -27,19 +27,6 @@ def test_overlaps_shorten_the_interval_until_the_last_one_ends(default_interval)
     assert sys.getswitchinterval() == pytest.approx(default_interval)
 
 
-def test_keep_default_holds_the_interval_over_the_overlaps_inside_it(default_interval):
-    with switching.keep_default():
-        switching.overlap_begin()
-        assert sys.getswitchinterval() == pytest.approx(default_interval)
-        switching.overlap_end()
-    switching.overlap_begin()
-    with switching.keep_default():  # begun inside an overlap: back to the default
-        assert sys.getswitchinterval() == pytest.approx(default_interval)
-    assert sys.getswitchinterval() == pytest.approx(switching.OVERLAP_INTERVAL)
-    switching.overlap_end()
-    assert sys.getswitchinterval() == pytest.approx(default_interval)
-
-
 def test_an_ingest_of_several_chunks_runs_short_and_gives_the_default_back(
     default_interval, monkeypatch, deployment, make_device
 ):

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from apps.core import jobs, switching
+from apps.core import jobs
 from apps.core.locks import AlreadyRunning
 from apps.core.models import Run
 from apps.core.services import run_logged
@@ -62,9 +62,8 @@ def _sync(connection, *, sleep, now, on_page, task_id) -> Run:
                         deployment=connection.deployment, task_id=task_id) as run:
             run_holder.append(run)
             entities = entities_sync(connection=connection, client=client, run=run)
-            with switching.keep_default():  # several threads at once: see apps.core.switching
-                usage = usage_sync(connection=connection, client=client, run=run, now=now,
-                                   on_page=on_page)
+            usage = usage_sync(connection=connection, client=client, run=run, now=now,
+                               on_page=on_page)
             errors = [e for e in (entities.error, usage.error) if e]
             stored = entities.assets.stored + entities.meters.stored + usage.counts.stored
             run.counts = {
