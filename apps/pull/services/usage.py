@@ -39,8 +39,8 @@ from apps.pull.schemas import (
 from apps.pull.services.common import StageCounts, quarantine_record
 from apps.pull.services.overlap import BehindStore, prefetched
 
-# Several ingest chunks per flush: the ingest merges chunk n while it validates chunk n + 1
-# (with one chunk per flush it never overlaps, and fetching stops while the merge runs).
+# Readings handed to the store at a time (one flush in flight behind the fetching): large
+# enough that a flush's fixed cost (transaction, lock, commit record) is small beside it.
 FLUSH_SIZE = 5 * CHUNK_SIZE
 # A refusal the provider may give for a range that is too long or too heavy.
 _SHRINK_STATUSES = {400, 408, 413, 422, 500, 502, 503, 504}
@@ -127,7 +127,7 @@ class _RecordConverter:
         return parameter, factor
 
     def _fast_path(self, fields: dict[str, str]) -> Callable[[Any], list[ReadingIn]]:
-        """The readings of one provider record, or MappingError with the quarantine reason.
+        """A function from one provider record to its readings (MappingError: the reason).
 
         One pass per record: the common, well-formed record (a meter and instants already
         seen, a finite float, a flag, a cost in a currency already seen) is read by one
@@ -136,14 +136,14 @@ class _RecordConverter:
         messages are the reasons and which teaches the fast path the meters, instants and
         currencies it has accepted.
         """
-        readings = self.role == Endpoint.Role.READINGS
-        order = (("meter_id", "value", "estimated", "timestamp", "", "", "") if readings
+        cumulative = self.role == Endpoint.Role.READINGS
+        order = (("meter_id", "value", "estimated", "timestamp", "", "", "") if cumulative
                  else ("meter_id", "value", "estimated", "start", "end", "cost", "currency"))
         read = compile_fields(fields, order)
         targets, instants, currencies = self._fast_targets, self._instants, self._currencies
         slow, good = self.convert, Reading.Quality.GOOD
         if self.extras:
-            return lambda raw: slow(raw)[0]
+            return slow
 
         def records(raw: Any) -> list[ReadingIn]:
             if type(raw) is dict:
@@ -153,7 +153,7 @@ class _RecordConverter:
                 if (target and start and type(value) is float and isfinite(value)
                         and (estimated is True or estimated is False or estimated is None)):
                     parameter, factor = target
-                    if readings:
+                    if cumulative:
                         return [ReadingIn(meter_id, parameter, start, value * factor, None,
                                           estimated is True)]
                     end = type(end) is str and instants.get(end)
@@ -166,12 +166,12 @@ class _RecordConverter:
                     if end and start < end and currency is not None:
                         return [ReadingIn(meter_id, parameter, start, value * factor, end,
                                           estimated is True, good, cost, currency)]
-            return slow(raw)[0]
+            return slow(raw)
 
         return records
 
-    def convert(self, raw: Any) -> tuple[list[ReadingIn], dict[str, Any]]:
-        """The general path: (readings, the mapped fields), or MappingError with the reason."""
+    def convert(self, raw: Any) -> list[ReadingIn]:
+        """The general path: the readings, or MappingError with the reason."""
         mapped = self.mapper(raw)
         meter_id = mapped.get("meter_id")
         if type(meter_id) is not str:
@@ -194,7 +194,7 @@ class _RecordConverter:
                 meter_id, meter, None, "cumulative")
             self._fast_targets[meter_id] = (parameter, factor)
             return [ReadingIn(device=meter_id, parameter=parameter, ts=ts, value=value * factor,
-                              estimated=estimated)], mapped
+                              estimated=estimated)]
         start, end = mapped.get("start"), mapped.get("end")
         start = (type(start) is str and instants.get(start)) or self._instant(start, "start")
         end = (type(end) is str and instants.get(end)) or self._instant(end, "end")
@@ -227,7 +227,7 @@ class _RecordConverter:
             readings.append(ReadingIn(device=meter_id, parameter=parameter, ts=start,
                                       period_end=end, value=parse_number(extra, name) * factor,
                                       estimated=estimated))
-        return readings, mapped
+        return readings
 
 
 def _floor_day(instant: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -342,9 +342,8 @@ def usage_sync(
             start = end
         else:
             flush()
-        behind.wait()
     finally:
-        behind.close()
+        behind.close()  # waits for the last flush, raising its error if it failed
         gc.unfreeze()
     result.production_ignored = sum(c.production_ignored for c in converters.values())
     return result
